@@ -1,0 +1,58 @@
+"""Settings: defaults, then ``RELAIS_*`` environment variables, then explicit overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from matcher.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+ENV_PREFIX = "RELAIS_"
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = PROJECT_DIR / "data"
+    model: str = DEFAULT_MODEL
+    moments_file: Path = PACKAGE_DIR / "data" / "moments.json"
+    scoring_file: Path = PACKAGE_DIR / "data" / "scoring.json"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        for name in ("data_dir", "moments_file", "scoring_file"):  # accept str paths too
+            object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "relais.db"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> Settings:
+        """Build from keys such as ``DATA_DIR`` or ``data_dir``; unknown keys are ignored."""
+        settings = cls()
+        names = {f.name: f for f in fields(cls)}
+        changes = {}
+        for key, value in values.items():
+            name = key.lower()
+            if name not in names or value is None:
+                continue
+            default = getattr(settings, name)
+            try:
+                changes[name] = type(default)(value)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"Setting {key}={value!r} is not a valid {type(default).__name__}.") from e
+        return replace(settings, **changes)
+
+    @classmethod
+    def from_env(cls, overrides: Mapping[str, object] | None = None) -> Settings:
+        """Defaults, then ``RELAIS_*`` environment variables, then ``overrides``."""
+        values: dict[str, object] = {
+            key[len(ENV_PREFIX) :]: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)
+        }
+        values.update(overrides or {})
+        return cls.from_mapping(values)

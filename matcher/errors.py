@@ -1,0 +1,59 @@
+"""Domain exceptions. The API turns them into JSON errors, the CLI into a message and an exit code."""
+
+from __future__ import annotations
+
+
+class RelaisError(Exception):
+    """Base class: ``status`` and ``code`` say how the edges should report it."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, fields: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+
+class InvalidRequestError(RelaisError):
+    """The request is well formed but asks for something that cannot be done."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class MalformedJSONError(InvalidRequestError):
+    """The request body is not JSON."""
+
+    code = "malformed_json"
+
+
+class UnknownMomentError(InvalidRequestError):
+    """The moment is not in the moments file."""
+
+    code = "unknown_moment"
+
+    def __init__(self, moment: str, known: list[str]):
+        super().__init__(
+            f"Unknown moment {moment!r}; valid moments are: {', '.join(known)}.",
+            {"moment": [f"Must be one of: {', '.join(known)}."]},
+        )
+
+
+class NotFoundError(RelaisError):
+    """Record not found."""
+
+    status = 404
+    code = "not_found"
+
+
+class ConfigError(RelaisError):
+    """A data file or setting is wrong; the message says which and how to fix it."""
+
+    code = "config_error"
+
+
+class IndexMismatchError(RelaisError):
+    """An index file does not belong to this database or this model."""
+
+    code = "index_mismatch"

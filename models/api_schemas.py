@@ -1,0 +1,183 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from models.records import CATEGORIES, FORMATS
+
+RESULT_TYPES = ("influencers", "content")
+MAX_LIMIT = 100
+MAX_QUERY = 1000
+MAX_TAGS = 50
+
+
+class OneOrMany(fields.List):
+    """A list of strings that also accepts a single string: ``"partner"`` is ``["partner"]``."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if isinstance(value, str):
+            value = [value]
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def tags(inner: validate.Validator | None = None) -> OneOrMany:
+    return OneOrMany(
+        fields.String(validate=inner or validate.Length(min=1, max=100)),
+        validate=validate.Length(max=MAX_TAGS),
+    )
+
+
+class FiltersSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    category = tags(validate.OneOf(CATEGORIES))
+    network = tags()
+    language = tags()
+    min_followers = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12))
+    max_followers = fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12))
+    topics = tags()
+    products = tags()
+
+
+class MatchRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    moment = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    query = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=MAX_QUERY))
+    filters = fields.Nested(FiltersSchema, load_default=dict)
+    limit = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_LIMIT))
+    types = fields.List(
+        fields.String(validate=validate.OneOf(RESULT_TYPES)),
+        load_default=lambda: list(RESULT_TYPES),
+        validate=validate.Length(min=1, max=len(RESULT_TYPES)),
+    )
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+class ScorePartSchema(Schema):
+    value = fields.Float(required=True)
+    weight = fields.Float(required=True)
+    contribution = fields.Float(required=True)
+    reason = fields.String(required=True)
+
+
+class PlatformOutSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    network = fields.String(required=True)
+    handle = fields.String()
+    followers = fields.Integer(required=True)
+    engagement_rate = fields.Float(allow_none=True)
+
+
+class EvidenceSchema(Schema):
+    id = fields.String(required=True)
+    title = fields.String(required=True)
+    format = fields.String(validate=validate.OneOf(FORMATS))
+    url = fields.String(allow_none=True)
+    similarity = fields.Float()
+
+
+def score_parts() -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.Nested(ScorePartSchema), required=True)
+
+
+class InfluencerResultSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    category = fields.String(required=True)
+    language = fields.String(allow_none=True)
+    country = fields.String(allow_none=True)
+    bio = fields.String()
+    topics = fields.List(fields.String())
+    platforms = fields.List(fields.Dict())
+    followers = fields.Integer()
+    engagement_rate = fields.Float(allow_none=True)
+    score = fields.Float(required=True)
+    score_parts = score_parts()
+    explanation = fields.String(required=True)
+    evidence = fields.List(fields.Nested(EvidenceSchema))
+
+
+class AuthorSummarySchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    category = fields.String(required=True)
+    followers = fields.Integer()
+
+
+class ContentResultSchema(Schema):
+    id = fields.String(required=True)
+    title = fields.String()
+    excerpt = fields.String()
+    url = fields.String(allow_none=True)
+    format = fields.String(required=True)
+    language = fields.String(allow_none=True)
+    network = fields.String()
+    published_at = fields.String()
+    topics = fields.List(fields.String())
+    products = fields.List(fields.String())
+    sentiment = fields.Float(allow_none=True)
+    engagement = fields.Dict(allow_none=True)
+    influencer = fields.Nested(AuthorSummarySchema, allow_none=True)
+    score = fields.Float(required=True)
+    score_parts = score_parts()
+    explanation = fields.String(required=True)
+
+
+class MatchResponseSchema(Schema):
+    moment = fields.String(required=True)
+    query = fields.String(allow_none=True)
+    filters = fields.Dict()
+    influencers = fields.List(fields.Nested(InfluencerResultSchema), required=True)
+    content = fields.List(fields.Nested(ContentResultSchema), required=True)
+
+
+class MomentOutSchema(Schema):
+    name = fields.String(required=True)
+    label = fields.Dict(keys=fields.String(), values=fields.String())
+    description = fields.Dict(keys=fields.String(), values=fields.String())
+    examples = fields.List(fields.Dict())
+    formats = fields.Dict(keys=fields.String(), values=fields.Float())
+    categories = fields.Dict(keys=fields.String(), values=fields.Float())
+    topics = fields.List(fields.String())
+
+
+class MomentListSchema(Schema):
+    moments = fields.List(fields.Nested(MomentOutSchema), required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    model = fields.String()
+    records = fields.Dict(keys=fields.String(), values=fields.Integer())
+    indexed = fields.Dict(keys=fields.String(), values=fields.Integer())
+    store_version = fields.Integer()
+    index_version = fields.Integer(allow_none=True)
+    moments = fields.List(fields.String())
+
+
+class ErrorBodySchema(Schema):
+    status = fields.Integer(required=True)
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields")
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+def load_or_raise(schema: Schema, data: Any) -> dict[str, Any]:
+    """``schema.load`` that also refuses a body that is not a JSON object."""
+    if not isinstance(data, dict):
+        raise ValidationError({"_schema": ["The body must be a JSON object."]})
+    return schema.load(data)

@@ -1,0 +1,178 @@
+"""The data contract: marshmallow schemas that validate imported records and dump them back.
+
+Unknown fields are kept (in ``extra``) and written back on dump, so a record survives a round trip.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timezone
+from typing import Any
+
+from marshmallow import (
+    INCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_dump,
+    post_load,
+    pre_load,
+    validate,
+    validates,
+    validates_schema,
+)
+
+from models.records import CATEGORIES, FORMATS, Content, Engagement, Influencer, Platform
+
+LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+
+
+def normalize_language(value: str | None) -> str | None:
+    """'fr-FR' -> 'fr', '' -> None: the primary subtag, lower case."""
+    if value is None:
+        return None
+    value = value.strip().lower().replace("_", "-").split("-")[0]
+    return value or None
+
+
+def clean_tags(values: list[str]) -> list[str]:
+    """Strip, drop empties and duplicates, keep the first spelling and the order."""
+    seen: set[str] = set()
+    tags = []
+    for value in values:
+        tag = value.strip()
+        if tag and tag.casefold() not in seen:
+            seen.add(tag.casefold())
+            tags.append(tag)
+    return tags
+
+
+class _ContractSchema(Schema):
+    """Keeps unknown fields in ``extra`` on load and merges them back on dump."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    def _split_extra(self, data: dict[str, Any]) -> dict[str, Any]:
+        known = {name for name, f in self.fields.items() if not f.dump_only}
+        extra = {k: v for k, v in data.items() if k not in known}
+        kept = {k: v for k, v in data.items() if k in known}
+        kept["extra"] = extra
+        return kept
+
+    @post_dump(pass_original=True)
+    def _merge_extra(self, data: dict[str, Any], original: Any, **kwargs: Any) -> dict[str, Any]:
+        extra = getattr(original, "extra", None) or {}
+        return {**data, **{k: v for k, v in extra.items() if k not in data}}
+
+
+class PlatformSchema(_ContractSchema):
+    network = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    handle = fields.String(load_default="", allow_none=True)
+    followers = fields.Integer(required=True, validate=validate.Range(min=0))
+    engagement_rate = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Platform:
+        data = self._split_extra(data)
+        data["network"] = data["network"].strip().lower()
+        data["handle"] = data["handle"] or ""
+        return Platform(**data)
+
+
+class InfluencerSchema(_ContractSchema):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    bio = fields.String(load_default="", allow_none=True, validate=validate.Length(max=5000))
+    topics = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    language = fields.String(load_default=None, allow_none=True)
+    country = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=60))
+    platforms = fields.List(fields.Nested(PlatformSchema), required=True)
+    opted_out = fields.Boolean(load_default=False)
+    is_customer = fields.Boolean(load_default=False)
+
+    @pre_load
+    def _strip_ids(self, data: Any, **kwargs: Any) -> Any:
+        return strip_ids(data, ("id",))
+
+    @validates("language")
+    def _check_language(self, value: str | None, **kwargs: Any) -> None:
+        check_language(value)
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Influencer:
+        data = self._split_extra(data)
+        data["bio"] = (data["bio"] or "").strip()
+        data["topics"] = clean_tags(data["topics"])
+        data["language"] = normalize_language(data["language"])
+        data["country"] = (data["country"] or "").strip() or None
+        return Influencer(**data)
+
+
+class EngagementSchema(_ContractSchema):
+    likes = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    shares = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    comments = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    views = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Engagement:
+        return Engagement(**self._split_extra(data))
+
+
+class ContentSchema(_ContractSchema):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    influencer_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    title = fields.String(load_default="", allow_none=True, validate=validate.Length(max=1000))
+    text = fields.String(load_default="", allow_none=True, validate=validate.Length(max=100_000))
+    url = fields.Url(load_default=None, allow_none=True, require_tld=False, schemes={"http", "https"})
+    format = fields.String(required=True, validate=validate.OneOf(FORMATS))
+    language = fields.String(load_default=None, allow_none=True)
+    published_at = fields.DateTime(required=True)
+    topics = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    engagement = fields.Nested(EngagementSchema, load_default=None, allow_none=True)
+    sentiment = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=-1, max=1))
+    products = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+
+    @pre_load
+    def _strip_ids(self, data: Any, **kwargs: Any) -> Any:
+        data = strip_ids(data, ("id", "influencer_id"))
+        if isinstance(data, dict) and data.get("influencer_id") == "":
+            data["influencer_id"] = None  # an empty author is brand-owned content, as null is
+        return data
+
+    @validates("language")
+    def _check_language(self, value: str | None, **kwargs: Any) -> None:
+        check_language(value)
+
+    @validates_schema
+    def _check_has_text(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not ((data.get("title") or "").strip() or (data.get("text") or "").strip()):
+            raise ValidationError("title and text are both empty: nothing to match on.", "text")
+
+    @post_load
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> Content:
+        data = self._split_extra(data)
+        data["title"] = (data["title"] or "").strip()
+        data["text"] = (data["text"] or "").strip()
+        data["topics"] = clean_tags(data["topics"])
+        data["products"] = clean_tags(data["products"])
+        data["language"] = normalize_language(data["language"])
+        if data["published_at"].tzinfo is None:
+            data["published_at"] = data["published_at"].replace(tzinfo=timezone.utc)
+        return Content(**data)
+
+
+def strip_ids(data: Any, keys: tuple[str, ...]) -> Any:
+    """Identifiers with stray spaces are the same identifiers: ' a ' and 'a' must not be two records."""
+    if not isinstance(data, dict):
+        return data
+    return {k: v.strip() if k in keys and isinstance(v, str) else v for k, v in data.items()}
+
+
+def check_language(value: str | None) -> None:
+    """Raise unless the value is empty or an ISO 639 code such as 'fr', 'en' or 'fr-BE'."""
+    language = normalize_language(value)
+    if language is not None and not LANGUAGE.match(language):
+        raise ValidationError(f"{value!r} is not a language code such as 'fr' or 'en'.")
