@@ -1,0 +1,5 @@
+"""``python -m matcher``: the command line."""
+
+from matcher.cli import main
+
+main()

@@ -1,0 +1,209 @@
+"""The ``matcher`` command line: load, index, match, moments, serve. Each command takes ``--data-dir``."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from matcher.config import Settings
+from matcher.errors import RelaisError
+
+logger = logging.getLogger("matcher")
+
+
+def data_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--data-dir`` (or RELAIS_DATA_DIR), and turn domain errors into a message and exit code 1."""
+
+    @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RELAIS_DATA_DIR",
+                  help="Where the database and indexes live (default: ./data in the project; env RELAIS_DATA_DIR).")
+    @functools.wraps(command)
+    def wrapper(data_dir: Path | None, **kwargs: Any) -> Any:
+        settings = Settings.from_env({"data_dir": data_dir} if data_dir else None)
+        try:
+            return command(settings, **kwargs)
+        except RelaisError as e:
+            raise click.ClickException(e.message) from e
+
+    return wrapper
+
+
+def open_engine(settings: Settings) -> Any:
+    from matcher.service import Engine  # the model loads here, not when the CLI is imported
+
+    return Engine(settings)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log what the engine does.")
+def main(verbose: bool) -> None:
+    """Relais: the best influencers and content for each micro-moment of a customer journey."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("faiss").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--if-empty", is_flag=True, help="Do nothing if the database already holds records.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 if any line was rejected.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@data_dir_option
+def load(settings: Settings, files: tuple[Path, ...], if_empty: bool, strict: bool, as_json: bool) -> None:
+    """Import JSON Lines files in the data contract (influencers and content), then index them."""
+    if if_empty and _has_records(settings):
+        click.echo(f"{settings.data_dir} already holds records: nothing loaded (--if-empty).")
+        return
+    engine = open_engine(settings)
+    total = sum(_count_lines(f) for f in files)
+    with click.progressbar(length=total, label="Loading", file=sys.stderr, show_pos=True) as bar:
+        reports = engine.load(files, progress=_line_progress(bar))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            click.echo(f"{report.source}: {report.kind}, {report.lines} lines: {report.accepted} accepted "
+                       f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged), "
+                       f"{len(report.rejected)} rejected")
+            for rejection in report.rejected[:20]:
+                click.echo(f"  line {rejection.line}: {rejection.reason}")
+            if len(report.rejected) > 20:
+                click.echo(f"  ... and {len(report.rejected) - 20} more (use --json for all)")
+        health = engine.health()
+        click.echo(f"Indexed {health['indexed']['influencers']} influencers and {health['indexed']['content']} "
+                   f"content items in {settings.data_dir}.")
+    if strict and any(r.rejected for r in reports):
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--reembed", is_flag=True, help="Compute every embedding again, not only the stale ones.")
+@data_dir_option
+def index(settings: Settings, reembed: bool) -> None:
+    """Build or rebuild the FAISS indexes from the database."""
+    engine = open_engine(settings)
+    counts = engine.reindex(reembed=reembed)
+    click.echo(f"Embedded {counts['embedded']} records; indexed {counts['influencers']} influencers and "
+               f"{counts['content']} content items.")
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option("--moment", "-m", required=True, help="A moment name (see `matcher moments`).")
+@click.option("--limit", "-n", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--type", "types", multiple=True, type=click.Choice(["influencers", "content"]),
+              help="Only this kind of result (repeatable; default both).")
+@click.option("--category", multiple=True, help="Influencer category (repeatable).")
+@click.option("--network", multiple=True, help="Network, e.g. youtube (repeatable).")
+@click.option("--language", multiple=True, help="Language code, e.g. fr (repeatable).")
+@click.option("--topic", "topics", multiple=True, help="Topic tag (repeatable).")
+@click.option("--product", "products", multiple=True, help="Product tag, e.g. homelive (repeatable).")
+@click.option("--min-followers", type=click.IntRange(0))
+@click.option("--max-followers", type=click.IntRange(0))
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of tables.")
+@data_dir_option
+def match(settings: Settings, query: str | None, moment: str, limit: int, types: tuple[str, ...],
+          as_json: bool, **filters: Any) -> None:
+    """Best influencers and content for MOMENT and an optional QUERY (a customer's words)."""
+    from matcher.render import match_dict
+
+    engine = open_engine(settings)
+    filters = {k: list(v) if isinstance(v, tuple) else v for k, v in filters.items() if v not in ((), None)}
+    result = engine.match(moment, query, filters, limit, types or ("influencers", "content"))
+    if as_json:
+        click.echo(json.dumps(match_dict(result), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"Moment: {moment}" + (f" · query: {query}" if query else ""))
+    if result.influencers or "influencers" in (types or ("influencers",)):
+        click.echo("\nInfluencers")
+        _table([(f"{r.score:.3f}", r.row["name"], r.row["category"], _followers(r.row), _short(r.explanation, 90))
+                for r in result.influencers], ["score", "name", "category", "reach", "why"])
+    if result.content or "content" in (types or ("content",)):
+        click.echo("\nContent")
+        _table([(f"{r.score:.3f}", _short(r.row["title"] or r.row["text"], 48), r.row["format"],
+                 r.author["name"] if r.author else "(brand)", _short(r.explanation, 70)) for r in result.content],
+               ["score", "title", "format", "author", "why"])
+
+
+@main.command()
+@data_dir_option
+def moments(settings: Settings) -> None:
+    """List the moments defined in the moments file."""
+    from matcher.moments import load_moments
+
+    for name, moment in load_moments(settings.moments_file).items():
+        click.echo(f"{name}: {moment.label.get('en', name)} — {moment.description.get('en', '')}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@data_dir_option
+def serve(settings: Settings, host: str, port: int, threads: int) -> None:
+    """Serve the HTTP API with waitress (a production WSGI server)."""
+    import waitress
+
+    from api import create_app
+
+    logging.getLogger("matcher").setLevel(logging.INFO)
+    app = create_app({"DATA_DIR": str(settings.data_dir)})
+    click.echo(f"Relais serving {settings.data_dir} on http://{host}:{port}", err=True)
+    waitress.serve(app, host=host, port=port, threads=threads, ident="relais")
+
+
+def _has_records(settings: Settings) -> bool:
+    if not settings.database_path.exists():
+        return False
+    from matcher.store import Store
+
+    store = Store(settings.database_path)
+    return store.count("influencers") + store.count("content") > 0
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for _ in f)
+
+
+def _line_progress(bar: Any) -> Callable[[str, int, int], None]:
+    """Advance the bar by lines read; show the embedding stage in its label."""
+    seen: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage.startswith("reading"):
+            bar.update(done - seen.get(stage, 0))
+            seen[stage] = done
+        else:
+            bar.label = f"{stage} {done}/{total}"
+            bar.render_progress()
+
+    return progress
+
+
+def _followers(row: dict[str, Any]) -> str:
+    from matcher.scoring import human
+
+    networks = ",".join(row["networks"][:2])
+    return f"{human(row['followers'])} {networks}"
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(rows: list[tuple[str, ...]], headers: list[str]) -> None:
+    if not rows:
+        click.echo("  (none)")
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    click.echo("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    for row in rows:
+        click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))

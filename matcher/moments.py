@@ -1,0 +1,56 @@
+"""The moments file: read and checked at start, and the vectors that stand for each moment."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from marshmallow import ValidationError
+
+from matcher.embedding import Encoder
+from matcher.errors import ConfigError, UnknownMomentError
+from models.moments import Moment, MomentFileSchema
+
+
+def load_moments(path: Path) -> dict[str, Moment]:
+    """Moments by name, from a JSON file in the shape of ``matcher/data/moments.json``."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"Cannot read the moments file {path}: {e}") from e
+    try:
+        return MomentFileSchema().load(raw)
+    except ValidationError as e:
+        raise ConfigError(f"The moments file {path} is invalid: {e.messages}") from e
+
+
+@dataclass(frozen=True)
+class MomentVectors:
+    """``centroid``: what the moment is about; ``profile``: who carries it. Both unit vectors."""
+
+    centroid: np.ndarray
+    profile: np.ndarray
+
+
+def moment_vectors(moments: dict[str, Moment], encoder: Encoder) -> dict[str, MomentVectors]:
+    """Embed every moment's descriptions and examples (centroid) and its influencer profile."""
+    out = {}
+    for name, moment in moments.items():
+        centroid = encoder.encode(moment.texts()).mean(axis=0)
+        profile = encoder.encode(list(moment.influencer_profile.values())).mean(axis=0)
+        out[name] = MomentVectors(_unit(centroid), _unit(profile))
+    return out
+
+
+def get_moment(moments: dict[str, Moment], name: str) -> Moment:
+    try:
+        return moments[name]
+    except KeyError:
+        raise UnknownMomentError(name, sorted(moments)) from None
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm else vector).astype(np.float32)

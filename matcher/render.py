@@ -1,0 +1,94 @@
+"""Results and records as plain JSON-ready dicts: what the API returns and ``matcher match --json`` prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matcher.ranking import Ranked
+from matcher.service import MatchResult
+from models.contract import ContentSchema, InfluencerSchema
+
+EXCERPT = 280
+
+
+def match_dict(result: MatchResult) -> dict[str, Any]:
+    return {
+        "moment": result.moment.name,
+        "query": result.query,
+        "filters": result.filters.as_dict(),
+        "influencers": [influencer_result(r) for r in result.influencers],
+        "content": [content_result(r) for r in result.content],
+    }
+
+
+def influencer_result(r: Ranked) -> dict[str, Any]:
+    row = r.row
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "category": row["category"],
+        "language": row["language"],
+        "country": row["country"],
+        "bio": row["bio"],
+        "topics": row["topics"],
+        "platforms": row["platforms"],
+        "followers": row["followers"],
+        "engagement_rate": row["engagement_rate"],
+        **_scored(r),
+        "evidence": [
+            {"id": c["id"], "title": c["title"] or _excerpt(c["text"], 120), "format": c["format"], "url": c["url"],
+             "similarity": round(similarity, 4)}
+            for c, similarity in r.evidence
+        ],
+    }
+
+
+def content_result(r: Ranked) -> dict[str, Any]:
+    row, author = r.row, r.author
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "excerpt": _excerpt(row["text"], EXCERPT),
+        "url": row["url"],
+        "format": row["format"],
+        "language": row["language"],
+        "network": row["network"],
+        "published_at": row["published_at"],
+        "topics": row["topics"],
+        "products": row["products"],
+        "sentiment": row["sentiment"],
+        "engagement": row["engagement"],
+        "influencer": None if author is None else {
+            "id": author["id"], "name": author["name"], "category": author["category"], "followers": author["followers"]},
+        **_scored(r),
+    }
+
+
+def influencer_record(found: dict[str, Any]) -> dict[str, Any]:
+    """An influencer as in the data contract, plus what Relais derives from it."""
+    record = found["record"]
+    return {**InfluencerSchema().dump(record), "followers": record.followers, "content_count": found["content_count"]}
+
+
+def content_record(found: dict[str, Any]) -> dict[str, Any]:
+    """A piece of content as in the data contract, plus its network and a summary of its author."""
+    author = found["author"]
+    summary = None if author is None else {"id": author["id"], "name": author["name"], "category": author["category"]}
+    return {**ContentSchema().dump(found["record"]), "network": found["network"], "influencer": summary}
+
+
+def _scored(r: Ranked) -> dict[str, Any]:
+    return {
+        "score": round(r.score, 4),
+        "score_parts": {
+            name: {"value": round(p.value, 4), "weight": p.weight, "contribution": round(p.contribution, 4),
+                   "reason": p.reason}
+            for name, p in r.parts.items()
+        },
+        "explanation": r.explanation,
+    }
+
+
+def _excerpt(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"

@@ -1,0 +1,415 @@
+"""SQLite, through sqlite-utils: the source of truth for records and their embeddings.
+
+Every record has an integer ``key`` (never reused: AUTOINCREMENT) that is also its id in the FAISS index,
+so the two agree by construction. ``meta.version`` counts committed writes; an index records the
+version it was built from, which tells whether it is stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from models.records import Content, Engagement, Influencer, Platform
+
+KINDS = ("influencers", "content")
+
+MIGRATIONS = [
+    """
+    CREATE TABLE influencers (
+        key INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        bio TEXT NOT NULL DEFAULT '',
+        topics TEXT NOT NULL DEFAULT '[]',          -- JSON list
+        category TEXT NOT NULL,
+        language TEXT,
+        country TEXT,
+        platforms TEXT NOT NULL DEFAULT '[]',       -- JSON list of {network, handle, followers, engagement_rate}
+        followers INTEGER NOT NULL DEFAULT 0,       -- derived: the largest platform
+        engagement_rate REAL,                       -- derived: follower-weighted mean
+        networks TEXT NOT NULL DEFAULT '[]',        -- derived: JSON list of network names
+        opted_out INTEGER NOT NULL DEFAULT 0,
+        is_customer INTEGER NOT NULL DEFAULT 0,
+        extra TEXT NOT NULL DEFAULT '{}',           -- fields beyond the data contract, kept as given
+        record_hash TEXT NOT NULL,                  -- tells an update from a repeat
+        text_hash TEXT NOT NULL,                    -- hash of the text that is embedded
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX influencers_category ON influencers(category);
+    CREATE TABLE content (
+        key INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        influencer_id TEXT REFERENCES influencers(id),
+        title TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL DEFAULT '',
+        url TEXT,
+        format TEXT NOT NULL,
+        language TEXT,
+        published_at TEXT NOT NULL,                 -- ISO 8601 as given
+        published_ts REAL NOT NULL,                 -- derived: seconds since the epoch, UTC
+        topics TEXT NOT NULL DEFAULT '[]',
+        engagement TEXT,                            -- JSON {likes, shares, comments, views} or NULL
+        sentiment REAL,
+        products TEXT NOT NULL DEFAULT '[]',
+        network TEXT NOT NULL,                      -- derived: where it was published
+        extra TEXT NOT NULL DEFAULT '{}',
+        record_hash TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX content_influencer ON content(influencer_id);
+    CREATE TABLE embeddings (
+        kind TEXT NOT NULL,                         -- 'influencers' or 'content'
+        key INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        text_hash TEXT NOT NULL,                    -- the record's text_hash when it was embedded
+        vector BLOB NOT NULL,                       -- float32, L2-normalised
+        PRIMARY KEY (kind, key)
+    );
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (name, value) VALUES ('version', '0');
+    """,
+]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Store:
+    """One SQLite file. Each thread gets its own connection; writes are serialised by a lock."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self._migrate()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite_utils.Database(self.path)
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA busy_timeout = 10000")
+            self._local.db = db
+        return db
+
+    def _migrate(self) -> None:
+        db = self.db
+        db.enable_wal()
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self._write_lock, db.conn:
+                db.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction; bumps ``meta.version`` so indexes know they are stale."""
+        with self._write_lock:
+            db = self.db
+            with db.conn:
+                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'version'")
+                yield db
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+
+    def count(self, kind: str, *, visible_only: bool = False) -> int:
+        if not visible_only:
+            return self.db[kind].count
+        return self.db.execute(f"SELECT count(*) FROM {kind} WHERE key IN ({_visible_sql(kind)})").fetchone()[0]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def upsert_influencers(self, items: Sequence[tuple[Influencer, dict[str, Any]]]) -> list[str]:
+        """Insert or update (influencer, derived columns) pairs; says 'inserted', 'updated' or 'unchanged' for each."""
+        return self._upsert("influencers", [{**influencer_row(i), **derived} for i, derived in items])
+
+    def upsert_content(self, items: Sequence[tuple[Content, dict[str, Any]]]) -> list[str]:
+        """Insert or update (content, derived columns) pairs; says 'inserted', 'updated' or 'unchanged' for each."""
+        return self._upsert("content", [{**content_row(c), **derived} for c, derived in items])
+
+    def _upsert(self, kind: str, rows: list[dict[str, Any]]) -> list[str]:
+        """``rows`` carry the derived ``text_hash`` (and for content ``network``) beside the record's columns."""
+        outcomes = []
+        with self.transaction() as db:
+            for row in rows:
+                row["record_hash"] = _record_hash(row)
+                found = db.execute(f"SELECT key, record_hash FROM {kind} WHERE id = ?", [row["id"]]).fetchone()
+                stamp = now_iso()
+                if found is None:
+                    db[kind].insert({**row, "created_at": stamp, "updated_at": stamp})
+                    outcomes.append("inserted")
+                elif found[1] == row["record_hash"]:
+                    outcomes.append("unchanged")
+                else:
+                    db[kind].update(found[0], {**row, "updated_at": stamp})
+                    outcomes.append("updated")
+        return outcomes
+
+    def save_embeddings(self, kind: str, model: str, items: Iterable[tuple[int, str, np.ndarray]]) -> None:
+        """Store (key, text_hash, vector) for ``kind``, replacing what was there."""
+        rows = [
+            {"kind": kind, "key": int(key), "model": model, "text_hash": text_hash, "vector": _to_blob(vector)}
+            for key, text_hash, vector in items
+        ]
+        with self.transaction() as db:
+            db["embeddings"].insert_all(rows, pk=("kind", "key"), replace=True)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def existing_ids(self, kind: str, ids: Iterable[str]) -> set[str]:
+        ids = list(set(ids))
+        found: set[str] = set()
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.execute(f"SELECT id FROM {kind} WHERE id IN ({marks})", chunk))
+        return found
+
+    def stale_embeddings(self, kind: str, model: str) -> list[tuple[int, str]]:
+        """Keys (and text hashes) of records whose embedding is missing, from another model or outdated."""
+        sql = f"""
+            SELECT r.key, r.text_hash FROM {kind} r
+            LEFT JOIN embeddings e ON e.kind = ? AND e.key = r.key
+            WHERE e.key IS NULL OR e.model != ? OR e.text_hash != r.text_hash
+            ORDER BY r.key"""
+        return [(row[0], row[1]) for row in self.db.execute(sql, [kind, model])]
+
+    def rows(self, kind: str, keys: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Rows by key (JSON columns decoded), in one query per 500 keys."""
+        keys = [int(k) for k in keys]
+        out: dict[int, dict[str, Any]] = {}
+        for chunk in _chunks(keys, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT * FROM {kind} WHERE key IN ({marks})", chunk):
+                out[row["key"]] = decode_row(row)
+        return out
+
+    def row_by_id(self, kind: str, record_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.query(f"SELECT * FROM {kind} WHERE id = ?", [record_id]))
+        return decode_row(rows[0]) if rows else None
+
+    def keys_by_id(self, kind: str, ids: Iterable[str]) -> dict[str, int]:
+        ids = list(set(ids))
+        out: dict[str, int] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            out.update((r[0], r[1]) for r in self.db.execute(f"SELECT id, key FROM {kind} WHERE id IN ({marks})", chunk))
+        return out
+
+    def texts_of(self, kind: str, keys: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """What the embedding text is built from, for the given keys."""
+        return self.rows(kind, keys)
+
+    def embeddings(self, kind: str, keys: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, vectors) of visible records (not opted out), all of them or those asked for."""
+        sql = f"SELECT key, vector FROM embeddings WHERE kind = ? AND key IN ({_visible_sql(kind)})"
+        params: list[Any] = [kind]
+        found: list[tuple[int, bytes]] = []
+        if keys is None:
+            found = list(self.db.execute(sql + " ORDER BY key", params))
+        else:
+            for chunk in _chunks([int(k) for k in keys], 500):
+                marks = ",".join("?" * len(chunk))
+                found.extend(self.db.execute(f"{sql} AND key IN ({marks})", params + chunk))
+        if not found:
+            return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+        ids = np.array([k for k, _ in found], dtype=np.int64)
+        return ids, np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in found])
+
+    def content_authors(self) -> dict[int, int]:
+        """Visible content key -> its author's influencer key (brand-owned content is left out)."""
+        sql = f"""
+            SELECT c.key, i.key FROM content c JOIN influencers i ON i.id = c.influencer_id
+            WHERE c.key IN ({_visible_sql("content")})"""
+        return dict(self.db.execute(sql).fetchall())
+
+    def influencer_rows_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list({i for i in ids if i})
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(f"SELECT * FROM influencers WHERE id IN ({marks})", chunk):
+                out[row["id"]] = decode_row(row)
+        return out
+
+    def influencers_with_products(self, influencer_ids: Iterable[str], products: Sequence[str]) -> set[str]:
+        """Which of these influencers published content tagged with one of ``products`` (case-insensitive)."""
+        ids = list(set(influencer_ids))
+        wanted = [p.casefold() for p in products]
+        found: set[str] = set()
+        for chunk in _chunks(ids, 400):
+            sql = f"""
+                SELECT DISTINCT c.influencer_id FROM content c, json_each(c.products) p
+                WHERE c.influencer_id IN ({",".join("?" * len(chunk))})
+                AND lower(p.value) IN ({",".join("?" * len(wanted))})"""
+            found.update(r[0] for r in self.db.execute(sql, chunk + wanted))
+        return found
+
+    def content_counts(self, influencer_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(set(influencer_ids))
+        out: dict[str, int] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT influencer_id, count(*) FROM content WHERE influencer_id IN ({marks}) GROUP BY 1"
+            out.update(self.db.execute(sql, chunk).fetchall())
+        return out
+
+
+# -- rows <-> records -----------------------------------------------------------------------------
+
+JSON_COLUMNS = ("topics", "platforms", "networks", "extra", "engagement", "products")
+
+
+def influencer_row(influencer: Influencer) -> dict[str, Any]:
+    return {
+        "id": influencer.id,
+        "name": influencer.name,
+        "bio": influencer.bio,
+        "topics": _json(influencer.topics),
+        "category": influencer.category,
+        "language": influencer.language,
+        "country": influencer.country,
+        "platforms": _json([_platform_dict(p) for p in influencer.platforms]),
+        "followers": influencer.followers,
+        "engagement_rate": influencer.engagement_rate,
+        "networks": _json(influencer.networks),
+        "opted_out": int(influencer.opted_out),
+        "is_customer": int(influencer.is_customer),
+        "extra": _json(influencer.extra),
+    }
+
+
+def content_row(content: Content) -> dict[str, Any]:
+    engagement = None
+    if content.engagement is not None:
+        e = content.engagement
+        engagement = _json({"likes": e.likes, "shares": e.shares, "comments": e.comments, "views": e.views, **e.extra})
+    return {
+        "id": content.id,
+        "influencer_id": content.influencer_id,
+        "title": content.title,
+        "text": content.text,
+        "url": content.url,
+        "format": content.format,
+        "language": content.language,
+        "published_at": content.published_at.isoformat(),
+        "published_ts": content.published_at.timestamp(),
+        "topics": _json(content.topics),
+        "engagement": engagement,
+        "sentiment": content.sentiment,
+        "products": _json(content.products),
+        "extra": _json(content.extra),
+    }
+
+
+def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for column in JSON_COLUMNS:
+        if column in out and out[column] is not None:
+            out[column] = json.loads(out[column])
+    for column in ("opted_out", "is_customer"):
+        if column in out:
+            out[column] = bool(out[column])
+    return out
+
+
+def influencer_from_row(row: dict[str, Any]) -> Influencer:
+    platforms = [
+        Platform(
+            network=p["network"],
+            handle=p.get("handle", ""),
+            followers=p["followers"],
+            engagement_rate=p.get("engagement_rate"),
+            extra={k: v for k, v in p.items() if k not in ("network", "handle", "followers", "engagement_rate")},
+        )
+        for p in row["platforms"]
+    ]
+    return Influencer(
+        id=row["id"],
+        name=row["name"],
+        category=row["category"],
+        platforms=platforms,
+        bio=row["bio"],
+        topics=row["topics"],
+        language=row["language"],
+        country=row["country"],
+        opted_out=row["opted_out"],
+        is_customer=row["is_customer"],
+        extra=row["extra"],
+    )
+
+
+def content_from_row(row: dict[str, Any]) -> Content:
+    engagement = None
+    if row["engagement"] is not None:
+        e = dict(row["engagement"])
+        engagement = Engagement(
+            likes=e.pop("likes", None),
+            shares=e.pop("shares", None),
+            comments=e.pop("comments", None),
+            views=e.pop("views", None),
+            extra=e,
+        )
+    return Content(
+        id=row["id"],
+        format=row["format"],
+        published_at=datetime.fromisoformat(row["published_at"]),
+        influencer_id=row["influencer_id"],
+        title=row["title"],
+        text=row["text"],
+        url=row["url"],
+        language=row["language"],
+        topics=row["topics"],
+        engagement=engagement,
+        sentiment=row["sentiment"],
+        products=row["products"],
+        extra=row["extra"],
+    )
+
+
+def _visible_sql(kind: str) -> str:
+    """Keys of records that may appear in results: not opted out, and not written by someone opted out."""
+    if kind == "influencers":
+        return "SELECT key FROM influencers WHERE opted_out = 0"
+    return """
+        SELECT c.key FROM content c LEFT JOIN influencers i ON i.id = c.influencer_id
+        WHERE c.influencer_id IS NULL OR i.opted_out = 0"""
+
+
+def _platform_dict(p: Platform) -> dict[str, Any]:
+    return {"network": p.network, "handle": p.handle, "followers": p.followers, "engagement_rate": p.engagement_rate, **p.extra}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _record_hash(row: dict[str, Any]) -> str:
+    """Same record, same hash, whatever the order of keys in its JSON columns."""
+    decoded = {k: json.loads(v) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
+    return hashlib.sha256(json.dumps(decoded, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _to_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
