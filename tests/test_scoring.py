@@ -1,0 +1,108 @@
+"""Score parts against values computed by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from matcher import scoring
+from matcher.config import Settings
+from matcher.moments import load_moments
+from matcher.ranking import Ranked, diversify
+from matcher.scoring import Part
+
+CONFIG = scoring.load_scoring(Settings().scoring_file)
+MOMENTS = load_moments(Settings().moments_file)
+
+
+@pytest.mark.parametrize(("followers", "expected"), [
+    (0, 0.0),
+    (9, 1 / 7),                      # log10(10) / log10(1e7)
+    (9_999, 4 / 7),
+    (9_999_999, 1.0),
+    (50_000_000, 1.0),               # capped
+])
+def test_reach_is_log_scaled(followers, expected):
+    assert scoring.reach(CONFIG, followers) == pytest.approx(expected)
+
+
+def test_audience_alone_never_wins():
+    """A 1000x larger audience moves an influencer's score less than a modest gain in relevance."""
+    weights = CONFIG["weights"]["influencer"]
+    total = sum(weights.values())
+    reach_gain = scoring.reach(CONFIG, 9_999_999) - scoring.reach(CONFIG, 9_999)
+    assert reach_gain == pytest.approx(3 / 7)
+    from_audience = reach_gain * CONFIG["influence"]["reach_weight"] * weights["influence"] / total
+    from_relevance = 0.2 * weights["relevance"] / total      # e.g. cosine 0.40 -> 0.54
+    assert from_audience < from_relevance
+
+
+@pytest.mark.parametrize(("rate", "expected"), [(None, 0.5), (0.0, 0.0), (0.03, 0.5), (0.09, 0.75)])
+def test_resonance_saturates(rate, expected):
+    assert scoring.resonance(CONFIG, rate) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("days", "expected"), [(-10, 1.0), (0, 1.0), (365, 0.5), (730, 0.25)])
+def test_freshness_halves_each_year(days, expected):
+    assert scoring.freshness(CONFIG, days) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("sentiment", "expected"), [(None, 0.5), (-1, 0.0), (0.5, 0.75), (1, 1.0)])
+def test_tonality(sentiment, expected):
+    assert scoring.tonality(sentiment) == pytest.approx(expected)
+
+
+def test_interactions_weigh_shares_and_comments_double():
+    value = scoring.interactions(CONFIG, {"likes": 97, "shares": 1, "comments": 1, "views": 0})
+    assert value == pytest.approx(math.log10(1 + 101) / 6)
+    assert scoring.interactions(CONFIG, None) is None
+
+
+@pytest.mark.parametrize(("similarity", "expected"), [(0.05, 0.0), (0.4, 0.5), (0.75, 1.0), (0.9, 1.0), (-0.2, 0.0)])
+def test_relevance_calibration(similarity, expected):
+    assert scoring.relevance(CONFIG, similarity) == pytest.approx(expected)
+
+
+def test_combine_is_a_weighted_mean():
+    parts = {"a": Part(1.0, 3, ""), "b": Part(0.0, 1, "")}
+    assert scoring.combine(parts) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(("topics", "expected"), [
+    (["Domotique", "cuisine"], ["Domotique"]),
+    (["maison connectee"], ["maison connectee"]),   # accents folded
+    (["High-Tech"], ["High-Tech"]),                # 'tech' as a whole word
+    (["technocratie"], []),                        # not inside another word
+    ([], []),
+])
+def test_topic_matches(topics, expected):
+    assert scoring.topic_matches(topics, MOMENTS["technical_validation"].influencer_topics) == expected
+
+
+def test_influencer_fit_prefers_the_right_people():
+    moment = MOMENTS["technical_validation"]
+    expert = {"category": "partner", "topics": ["domotique", "tests produits"]}
+    decorator = {"category": "affinity", "topics": ["décoration", "lifestyle"]}
+    fit_expert = scoring.influencer_fit(CONFIG, moment, expert, 0.1).value
+    fit_decorator = scoring.influencer_fit(CONFIG, moment, decorator, 0.1).value
+    assert fit_expert == pytest.approx(1.0)        # 0.3 * 1.0 (partner) + 0.7 * min(1, 2/2)
+    assert fit_decorator == pytest.approx(0.27)    # 0.3 * 0.9 (affinity) + 0.7 * 0 (no topic, profile at floor)
+
+
+def test_weights_take_the_moment_overrides():
+    assert scoring.weights_for(CONFIG, MOMENTS["discovery"], "influencer")["influence"] == 0.25
+    assert scoring.weights_for(CONFIG, MOMENTS["desirability"], "influencer") == CONFIG["weights"]["influencer"]
+
+
+def ranked(author: str | None, score: float) -> Ranked:
+    return Ranked(row={"influencer_id": author, "key": int(score * 1000)}, score=score, parts={}, similarity=0)
+
+
+def test_diversify_caps_each_author_until_others_run_out():
+    items = [ranked("a", 0.9), ranked("a", 0.8), ranked("a", 0.7), ranked("b", 0.6), ranked(None, 0.5),
+             ranked(None, 0.4), ranked(None, 0.3)]
+    chosen = diversify(items, 2, 5)
+    assert [r.row["influencer_id"] for r in chosen] == ["a", "a", "b", None, None]
+    # when the others are used up, the held-back items fill the list in score order
+    assert [r.score for r in diversify(items, 2, 7)][-2:] == [0.7, 0.3]
