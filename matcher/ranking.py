@@ -96,6 +96,7 @@ class Ranker:
         similarities = target.similarity(self.indexes["content"].vectors(np.array(keys)))
         author_fits = self._influencer_fits(target, [authors[r["influencer_id"]] for r in rows.values() if r["influencer_id"] in authors])
         weights = scoring.weights_for(self.config, target.moment, "content")
+        pool = scoring.pool_range(similarities.tolist())
         ranked = []
         for key, similarity in zip(keys, similarities.tolist()):
             row = rows[key]
@@ -103,7 +104,7 @@ class Ranker:
             fit = scoring.content_fit(self.config, target.moment, row, author_fits.get(author["key"]) if author else None)
             age_days = (now.timestamp() - row["published_ts"]) / 86400
             parts = {
-                "relevance": Part(scoring.relevance(self.config, similarity), weights["relevance"],
+                "relevance": Part(scoring.relevance(similarity, pool), weights["relevance"],
                                   f"similarity {similarity:.2f} to {_what(target)}"),
                 "moment_fit": fit.weighted(weights["moment_fit"]),
                 "quality": Part(self.config["format_quality"].get(row["format"], 0.5), weights["quality"],
@@ -146,6 +147,8 @@ class Ranker:
         fits = self._influencer_fits(target, [rows[k] for k in keys])
         weights = scoring.weights_for(self.config, target.moment, "influencer")
         profile_weight = self.config["relevance"]["influencer_profile_weight"]
+        profile_pool = scoring.pool_range(similarities.tolist())
+        content_pool = scoring.pool_range([s for _, s in pool])
         ranked = []
         for key, profile_similarity in zip(keys, similarities.tolist()):
             row = rows[key]
@@ -156,8 +159,8 @@ class Ranker:
                 best, why = min(pool_floor, profile_similarity), "no content among the closest"
             else:
                 best, why = profile_similarity, "no content"
-            value = profile_weight * scoring.relevance(self.config, profile_similarity) + (
-                1 - profile_weight) * scoring.relevance(self.config, best)
+            value = profile_weight * scoring.relevance(profile_similarity, profile_pool) + (
+                1 - profile_weight) * scoring.relevance(best, content_pool)
             parts = {
                 "relevance": Part(value, weights["relevance"], f"profile {profile_similarity:.2f} to {_what(target)}, {why}"),
                 "moment_fit": fits[key].weighted(weights["moment_fit"]),

@@ -19,7 +19,7 @@ from models.moments import Moment
 
 REQUIRED = (
     "weights.influencer", "weights.content", "relevance.query_weight", "relevance.moment_weight",
-    "relevance.floor", "relevance.ceiling", "relevance.influencer_profile_weight", "profile_vector.profile_weight",
+    "relevance.influencer_profile_weight", "profile_vector.profile_weight",
     "profile_vector.profile_weight_without_bio", "moment_fit.influencer", "moment_fit.content",
     "moment_fit.brand_author_fit", "format_quality", "influence.followers_ceiling", "influence.engagement_half",
     "influence.reach_weight", "influence.interactions_ceiling", "influence.interaction_weights",
@@ -76,10 +76,18 @@ def scaled(value: float, floor: float, ceiling: float) -> float:
     return min(1.0, max(0.0, (value - floor) / (ceiling - floor)))
 
 
-def relevance(config: dict[str, Any], similarity: float) -> float:
-    """Semantic similarity to the query and moment, calibrated to [0, 1]."""
-    r = config["relevance"]
-    return scaled(similarity, r["floor"], r["ceiling"])
+def relevance(similarity: float, pool: tuple[float, float]) -> float:
+    """Similarity placed within the request's candidate pool: its lowest is 0, its best is 1.
+
+    Absolute cosines are not comparable across queries (a French query sits higher against everything
+    than an English one with an English-first model), ranks within the pool are.
+    """
+    low, high = pool
+    return scaled(similarity, low, high) if high > low else 1.0
+
+
+def pool_range(similarities: list[float]) -> tuple[float, float]:
+    return (min(similarities), max(similarities)) if similarities else (0.0, 0.0)
 
 
 def reach(config: dict[str, Any], followers: int) -> float:

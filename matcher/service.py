@@ -91,7 +91,9 @@ class Engine:
         )
         ranker = self.ranker  # one consistent pair of indexes for the whole request
         influencers = ranker.rank_influencers(target, filters, limit) if "influencers" in types else []
-        content = ranker.rank_content(target, filters, limit, datetime.now(timezone.utc)) if "content" in types else []
+        # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
+        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        content = ranker.rank_content(target, filters, limit, today) if "content" in types else []
         return MatchResult(chosen, query, filters, influencers, content)
 
     def _encode_one(self, text: str) -> np.ndarray:
@@ -139,7 +141,8 @@ class Engine:
             for path in files:
                 reports.append(self._load_file(path, detect_kind(path), progress))
             self._embed_stale(progress)
-            self.ranker = self._build_indexes()
+            if self.store.version != self.ranker.indexes["content"].meta.get("store_version"):
+                self.ranker = self._build_indexes()
         return reports
 
     def _load_file(self, path: Path, kind: str, progress: Progress) -> FileReport:

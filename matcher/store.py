@@ -117,13 +117,18 @@ class Store:
                 db.conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One write transaction; bumps ``meta.version`` so indexes know they are stale."""
+    def transaction(self, *, bump: bool = True) -> Iterator[sqlite_utils.Database]:
+        """One write transaction; bumps ``meta.version`` (so indexes know they are stale) unless told not to."""
         with self._write_lock:
             db = self.db
             with db.conn:
-                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'version'")
+                if bump:
+                    self._bump(db)
                 yield db
+
+    @staticmethod
+    def _bump(db: sqlite_utils.Database) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'version'")
 
     @property
     def version(self) -> int:
@@ -147,7 +152,7 @@ class Store:
     def _upsert(self, kind: str, rows: list[dict[str, Any]]) -> list[str]:
         """``rows`` carry the derived ``text_hash`` (and for content ``network``) beside the record's columns."""
         outcomes = []
-        with self.transaction() as db:
+        with self.transaction(bump=False) as db:
             for row in rows:
                 row["record_hash"] = _record_hash(row)
                 found = db.execute(f"SELECT key, record_hash FROM {kind} WHERE id = ?", [row["id"]]).fetchone()
@@ -160,6 +165,8 @@ class Store:
                 else:
                     db[kind].update(found[0], {**row, "updated_at": stamp})
                     outcomes.append("updated")
+            if any(o != "unchanged" for o in outcomes):
+                self._bump(db)  # a repeat import changes nothing, not even the version
         return outcomes
 
     def save_embeddings(self, kind: str, model: str, items: Iterable[tuple[int, str, np.ndarray]]) -> None:

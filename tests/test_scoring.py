@@ -59,9 +59,16 @@ def test_interactions_weigh_shares_and_comments_double():
     assert scoring.interactions(CONFIG, None) is None
 
 
-@pytest.mark.parametrize(("similarity", "expected"), [(0.05, 0.0), (0.4, 0.5), (0.75, 1.0), (0.9, 1.0), (-0.2, 0.0)])
-def test_relevance_calibration(similarity, expected):
-    assert scoring.relevance(CONFIG, similarity) == pytest.approx(expected)
+@pytest.mark.parametrize(("similarity", "pool", "expected"), [
+    (0.30, (0.30, 0.50), 0.0),     # the pool's weakest
+    (0.40, (0.30, 0.50), 0.5),
+    (0.50, (0.30, 0.50), 1.0),     # its best
+    (0.45, (0.45, 0.45), 1.0),     # a pool of one
+    (0.20, (0.30, 0.50), 0.0),     # below the pool (e.g. an influencer's content outside it)
+])
+def test_relevance_is_placed_within_the_pool(similarity, pool, expected):
+    assert scoring.relevance(similarity, pool) == pytest.approx(expected)
+    assert scoring.pool_range([0.3, 0.5, 0.4]) == (0.3, 0.5)
 
 
 def test_combine_is_a_weighted_mean():

@@ -1,0 +1,65 @@
+"""Shared fixtures: the real model (loaded once per process), the Homelive data dir built once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from matcher.config import PROJECT_DIR, Settings  # noqa: E402
+from matcher.service import Engine  # noqa: E402
+
+FIXTURES = PROJECT_DIR / "fixtures" / "homelive"
+HOMELIVE_FILES = [FIXTURES / "influencers.jsonl", FIXTURES / "content.jsonl"]
+SHARED_DATA = PROJECT_DIR.parent / "shared" / "data"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def homelive_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir holding the Homelive fixtures, loaded and indexed once. Read-only: copy it to write."""
+    path = tmp_path_factory.mktemp("homelive")
+    reports = Engine(Settings(data_dir=path)).load(HOMELIVE_FILES)
+    assert all(not r.rejected for r in reports), [r.rejected for r in reports]
+    return path
+
+
+@pytest.fixture(scope="session")
+def engine(homelive_dir: Path) -> Engine:
+    """An engine over the Homelive data dir, opened from what is on disk."""
+    return Engine(Settings(data_dir=homelive_dir))
+
+
+@pytest.fixture
+def homelive_copy(homelive_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the Homelive data dir, for tests that write."""
+    return copy_data_dir(homelive_dir, tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def influencers() -> dict[str, dict]:
+    return {r["id"]: r for r in read_jsonl(FIXTURES / "influencers.jsonl")}
+
+
+@pytest.fixture(scope="session")
+def contents() -> dict[str, dict]:
+    return {r["id"]: r for r in read_jsonl(FIXTURES / "content.jsonl")}
+
+
+def copy_data_dir(source: Path, target: Path) -> Path:
+    """Copy a data dir: SQLite through its backup API (consistent even in WAL mode), index files as they are."""
+    target.mkdir(parents=True)
+    with sqlite3.connect(source / "relais.db") as src, sqlite3.connect(target / "relais.db") as dst:
+        src.backup(dst)
+    for path in source.glob("*.faiss*"):
+        shutil.copy2(path, target / path.name)
+    return target

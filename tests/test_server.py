@@ -1,0 +1,103 @@
+"""End to end over real HTTP: `matcher load` into an empty data dir, then `matcher serve`, then requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from matcher.config import PROJECT_DIR
+
+PEOPLE = [
+    {"id": "inf-tech", "name": "Bruno Réseaux", "bio": "Ingénieur réseau, je teste box et alarmes.",
+     "topics": ["domotique", "réseau"], "category": "partner", "language": "fr", "country": "FR",
+     "platforms": [{"network": "youtube", "handle": "@bruno", "followers": 40000, "engagement_rate": 0.04}]},
+    {"id": "inf-deco", "name": "Lina Cocon", "bio": "Déco douce et plantes.", "topics": ["décoration"],
+     "category": "affinity", "language": "fr", "country": "FR",
+     "platforms": [{"network": "instagram", "handle": "@lina", "followers": 90000, "engagement_rate": 0.03}]},
+]
+PIECES = [
+    {"id": "c-tuto", "influencer_id": "inf-tech", "title": "Compatibilité : les capteurs avec votre box",
+     "text": "Quels capteurs fonctionnent avec quelle box, et comment les appairer.", "format": "tutorial",
+     "language": "fr", "published_at": "2026-09-01", "topics": ["installation"], "products": ["homelive"],
+     "url": "https://www.youtube.com/watch?v=t1"},
+    {"id": "c-photo", "influencer_id": "inf-deco", "title": "Mon coin lecture", "text": "Un plaid, une lampe, du calme.",
+     "format": "instagram_post", "language": "fr", "published_at": "2026-09-02", "topics": ["déco"],
+     "url": "https://www.instagram.com/p/lina1"},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def matcher(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "matcher", *args], cwd=PROJECT_DIR, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """A data dir loaded from our own two files (no fixtures), served by `matcher serve` on a free port."""
+    (tmp_path / "influencers.jsonl").write_text("\n".join(json.dumps(p) for p in PEOPLE))
+    (tmp_path / "content.jsonl").write_text("\n".join(json.dumps(p) for p in PIECES))
+    env = {**os.environ, "RELAIS_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    loaded = matcher("load", str(tmp_path / "influencers.jsonl"), str(tmp_path / "content.jsonl"), env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "2 accepted" in loaded.stdout
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "matcher", "serve", "--port", str(port)], cwd=PROJECT_DIR,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if request(base + "/health")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            output = process.stdout.read()
+            process.stdout.close()
+            pytest.fail(f"server did not start: {output}")
+        time.sleep(0.3)
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+    process.stdout.close()
+
+
+def test_served_over_http(server):
+    status, health = request(server + "/health")
+    assert status == 200 and health["records"] == {"influencers": 2, "content": 2}
+    # exactly what the README's curl sends: -d without a content type
+    status, body = request(server + "/v1/match", b'{"moment":"technical_validation","query":"compatibilit\xc3\xa9 '
+                                                 b'des capteurs avec la box"}',
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200
+    assert body["influencers"][0]["id"] == "inf-tech" and body["content"][0]["id"] == "c-tuto"
+    assert body["influencers"][0]["explanation"] and body["content"][0]["score_parts"]["moment_fit"]["value"] == 1.0
+    status, error = request(server + "/v1/match", b'{"moment": "nope"', {"Content-Type": "application/json"})
+    assert status == 400 and error["error"]["code"] == "malformed_json"
+    status, error = request(server + "/v1/influencers/nobody")
+    assert status == 404 and error["error"]["code"] == "not_found"
