@@ -188,10 +188,11 @@ def _line_progress(bar: Any) -> Callable[[str, int, int], None]:
 
 
 def _followers(row: dict[str, Any]) -> str:
+    """The largest audience and where it is: '1.4M youtube'."""
     from matcher.scoring import human
 
-    networks = ",".join(row["networks"][:2])
-    return f"{human(row['followers'])} {networks}"
+    largest = max(row["platforms"], key=lambda p: p["followers"], default={"network": "", "followers": 0})
+    return f"{human(largest['followers'])} {largest['network']}"
 
 
 def _short(text: str, width: int) -> str:
