@@ -13,9 +13,11 @@ from werkzeug.exceptions import HTTPException
 
 from matcher.config import Settings
 from matcher.errors import MalformedJSONError, RelaisError
-from matcher.render import content_record, influencer_record, match_dict
+from matcher.render import content_record, detection_dict, influencer_record, match_dict
 from matcher.service import Engine
 from models.api_schemas import (
+    DetectionSchema,
+    DetectRequestSchema,
     HealthSchema,
     MatchRequestSchema,
     MatchResponseSchema,
@@ -35,6 +37,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["relais"] = Engine(Settings.from_mapping(app.config))
+    if app.config.get("WARM_DETECTOR", True):
+        app.extensions["relais"].detector  # fit now, so that no customer waits for it  # noqa: B018
     app.register_blueprint(v1)
     app.add_url_rule("/health", view_func=health)
     app.register_error_handler(ValidationError, _invalid)
@@ -56,8 +60,19 @@ def reply(schema: Schema, body: Any, status: int = 200) -> Any:
 def match() -> Any:
     """Best influencers and content for a moment, an optional query and filters."""
     params = load_or_raise(MatchRequestSchema(), json_body())
-    result = engine().match(params["moment"], params["query"], params["filters"], params["limit"], params["types"])
+    if params["moment"] is None:
+        result = engine().match_text(params["text"], params["filters"], params["limit"], params["types"])
+    else:
+        query = params["text"] if params["text"] is not None else params["query"]
+        result = engine().match(params["moment"], query, params["filters"], params["limit"], params["types"])
     return reply(MatchResponseSchema(), match_dict(result))
+
+
+@v1.post("/moments/detect")
+def detect() -> Any:
+    """The moment of a customer's words, its probability and each moment's."""
+    params = load_or_raise(DetectRequestSchema(), json_body())
+    return reply(DetectionSchema(), detection_dict(engine().detect(params["text"]), params["language"]))
 
 
 @v1.get("/moments")

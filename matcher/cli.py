@@ -12,10 +12,12 @@ from typing import Any
 
 import click
 
-from matcher.config import Settings
+from matcher.config import PROJECT_DIR, Settings
 from matcher.errors import RelaisError
 
 logger = logging.getLogger("matcher")
+DEFAULT_FIXTURES = (PROJECT_DIR / "fixtures" / "homelive" / "influencers.jsonl",
+                    PROJECT_DIR / "fixtures" / "homelive" / "content.jsonl")
 
 
 def data_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -139,6 +141,63 @@ def moments(settings: Settings) -> None:
 
     for name, moment in load_moments(settings.moments_file).items():
         click.echo(f"{name}: {moment.label.get('en', name)} — {moment.description.get('en', '')}")
+
+
+@main.command("eval")
+@click.option("--judgements", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=PROJECT_DIR / "eval" / "homelive.judgements.jsonl", show_default=True,
+              help="JSON Lines {query, moment, language, relevant: {id: grade}}.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Evaluate this loaded data dir instead of loading files into a temporary one.")
+@click.option("--load", "load_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Contract files to load into a temporary data dir (default: the Homelive fixtures).")
+@click.option("-k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option("--moments", "moments_only", is_flag=True, help="Evaluate moment detection instead of ranking.")
+@click.option("--utterances", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=PROJECT_DIR / "eval" / "utterances.jsonl", show_default=True,
+              help="With --moments: held-out JSON Lines {text, moment, language}.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def evaluate(judgements: Path, data_dir: Path | None, load_files: tuple[Path, ...], k: int, moments_only: bool,
+             utterances: Path, as_json: bool) -> None:
+    """Measure relevance (nDCG, recall, MRR against baselines) or, with --moments, moment detection."""
+    try:
+        if moments_only:
+            report, text = _evaluate_moments(utterances)
+        else:
+            report, text = _evaluate_ranking(judgements, data_dir, load_files, k)
+    except RelaisError as e:
+        raise click.ClickException(e.message) from e
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else text)
+
+
+def _evaluate_ranking(judgements: Path, data_dir: Path | None, files: tuple[Path, ...], k: int) -> tuple[dict, str]:
+    import tempfile
+
+    from matcher import evaluation
+    from matcher.service import Engine
+
+    with tempfile.TemporaryDirectory(prefix="relais-eval-") as scratch:
+        if data_dir is None:
+            engine = Engine(Settings.from_env({"data_dir": scratch}))
+            engine.load(files or DEFAULT_FIXTURES)
+        else:
+            engine = Engine(Settings.from_env({"data_dir": data_dir}))
+        report = evaluation.evaluate(engine, evaluation.load_judgements(judgements), k)
+    return report, evaluation.format_report(report)
+
+
+def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
+    from matcher.detection import evaluate_detection, format_detection_report, training_examples
+    from matcher.embedding import load_encoder
+    from matcher.moments import detection_settings, load_moments
+
+    settings = Settings.from_env()
+    moments = load_moments(settings.moments_file)
+    examples_file, threshold = detection_settings(settings.moments_file)
+    heldout = [json.loads(line) for line in utterances.read_text(encoding="utf-8").splitlines() if line.strip()]
+    report = evaluate_detection(load_encoder(settings.model, settings.batch_size), moments,
+                                training_examples(moments, examples_file), heldout, threshold)
+    return report, format_detection_report(report)
 
 
 @main.command()

@@ -16,6 +16,17 @@ from models.moments import Moment, MomentFileSchema
 
 def load_moments(path: Path) -> dict[str, Moment]:
     """Moments by name, from a JSON file in the shape of ``matcher/data/moments.json``."""
+    return _read(path)["moments"]
+
+
+def detection_settings(path: Path) -> tuple[Path | None, float]:
+    """The detector's examples file (resolved beside the moments file) and its low-confidence threshold."""
+    detection = _read(path)["detection"]
+    examples = detection["examples_file"]
+    return (Path(path).parent / examples if examples else None), detection["low_confidence_below"]
+
+
+def _read(path: Path) -> dict:
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

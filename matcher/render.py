@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from matcher.detection import Detection
 from matcher.ranking import Ranked
 from matcher.service import MatchResult
 from models.contract import ContentSchema, InfluencerSchema
@@ -14,11 +15,23 @@ EXCERPT = 280
 def match_dict(result: MatchResult) -> dict[str, Any]:
     return {
         "moment": result.moment.name,
+        "detection": None if result.detection is None else detection_dict(result.detection),
         "query": result.query,
         "filters": result.filters.as_dict(),
         "influencers": [influencer_result(r) for r in result.influencers],
         "content": [content_result(r) for r in result.content],
     }
+
+
+def detection_dict(detection: Detection, language: str | None = None) -> dict[str, Any]:
+    """The detected moment; when unsure, a message says so and names the runner-up."""
+    message = None
+    if detection.low_confidence:
+        second = sorted(detection.scores.items(), key=lambda item: -item[1])[1]
+        message = (f"Unsure of the moment ({detection.confidence:.2f}): results are for {detection.moment}, "
+                   f"{second[0]} is close ({second[1]:.2f}). Ask the customer a question or send a moment.")
+    return {"moment": detection.moment, "confidence": round(detection.confidence, 4), "scores": detection.scores,
+            "low_confidence": detection.low_confidence, "message": message, "language": language}
 
 
 def influencer_result(r: Ranked) -> dict[str, Any]:

@@ -6,6 +6,7 @@ what each part means. A ``Part`` keeps its reason so that a planner can read why
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -24,7 +25,8 @@ REQUIRED = (
     "moment_fit.brand_author_fit", "format_quality", "influence.followers_ceiling", "influence.engagement_half",
     "influence.reach_weight", "influence.interactions_ceiling", "influence.interaction_weights",
     "freshness.half_life_days", "diversity.max_per_influencer", "candidates.minimum", "candidates.per_result",
-    "candidates.content_for_influencers", "networks.formats", "networks.hosts",
+    "candidates.content_for_influencers", "networks.formats", "networks.hosts", "lexical.fusion",
+    "lexical.dense_weight", "lexical.rrf_k", "lexical.column_weights",
 )
 
 
@@ -74,20 +76,6 @@ def weights_for(config: dict[str, Any], moment: Moment, kind: str) -> dict[str, 
 def scaled(value: float, floor: float, ceiling: float) -> float:
     """Map [floor, ceiling] to [0, 1], clipped."""
     return min(1.0, max(0.0, (value - floor) / (ceiling - floor)))
-
-
-def relevance(similarity: float, pool: tuple[float, float]) -> float:
-    """Similarity placed within the request's candidate pool: its lowest is 0, its best is 1.
-
-    Absolute cosines are not comparable across queries (a French query sits higher against everything
-    than an English one with an English-first model), ranks within the pool are.
-    """
-    low, high = pool
-    return scaled(similarity, low, high) if high > low else 1.0
-
-
-def pool_range(similarities: list[float]) -> tuple[float, float]:
-    return (min(similarities), max(similarities)) if similarities else (0.0, 0.0)
 
 
 def reach(config: dict[str, Any], followers: int) -> float:
@@ -187,8 +175,9 @@ def human(n: float) -> str:
     return str(int(n))
 
 
+@functools.lru_cache(maxsize=65536)
 def fold(text: str) -> str:
-    """Lower case without accents: 'Décoration' -> 'decoration'."""
+    """Lower case without accents: 'Décoration' -> 'decoration'. Cached: topic tags repeat across requests."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
 

@@ -17,12 +17,13 @@ import numpy as np
 
 from matcher import embedding
 from matcher.config import Settings
+from matcher.detection import Detection, MomentDetector, fitted_detector, training_examples
 from matcher.embedding import Encoder
 from matcher.errors import IndexMismatchError, InvalidRequestError, NotFoundError
 from matcher.filters import Filters
 from matcher.index import VectorIndex
 from matcher.loader import FileReport, Rejection, detect_kind, read_records
-from matcher.moments import get_moment, load_moments, moment_vectors
+from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
 from matcher.ranking import Ranked, Ranker, Target
 from matcher.scoring import load_scoring
 from matcher.store import KINDS, Store, content_from_row, influencer_from_row
@@ -43,6 +44,7 @@ class MatchResult:
     filters: Filters
     influencers: list[Ranked]
     content: list[Ranked]
+    detection: Detection | None = None  # set when the moment was detected from a customer's words
 
 
 class Engine:
@@ -57,6 +59,8 @@ class Engine:
         self.moment_vectors = moment_vectors(self.moments, self.encoder)
         self._write_lock = threading.RLock()
         self._embed_query = functools.lru_cache(maxsize=2048)(self._encode_one)
+        examples_file, self._low_confidence = detection_settings(settings.moments_file)
+        self._training = training_examples(self.moments, examples_file)
         self.ranker = self._open_indexes()
 
     # -- matching -------------------------------------------------------------------------------
@@ -68,8 +72,12 @@ class Engine:
         filters: Filters | dict[str, Any] | None = None,
         limit: int = 10,
         types: Sequence[str] = RESULT_TYPES,
+        retrieval: str = "hybrid",
     ) -> MatchResult:
-        """Ranked influencers and content for a moment, a customer's words (optional) and filters."""
+        """Ranked influencers and content for a moment, a query (optional) and filters.
+
+        ``retrieval`` is 'hybrid' (dense and lexical, fused), 'dense' or 'lexical' (for evaluation).
+        """
         chosen = get_moment(self.moments, moment)
         if not isinstance(filters, Filters):
             filters = Filters.from_mapping(filters)
@@ -90,11 +98,33 @@ class Engine:
             moment_weight=relevance["moment_weight"],
         )
         ranker = self.ranker  # one consistent pair of indexes for the whole request
+        if retrieval != ranker.retriever.mode:
+            ranker = ranker.with_mode(retrieval)
         influencers = ranker.rank_influencers(target, filters, limit) if "influencers" in types else []
         # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
         today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
         content = ranker.rank_content(target, filters, limit, today) if "content" in types else []
         return MatchResult(chosen, query, filters, influencers, content)
+
+    def match_text(self, text: str, filters: Filters | dict[str, Any] | None = None, limit: int = 10,
+                   types: Sequence[str] = RESULT_TYPES) -> MatchResult:
+        """For a chatbot: detect the moment of a customer's words, then match them as the query."""
+        detection = self.detect(text)
+        result = self.match(detection.moment, text, filters, limit, types)
+        result.detection = detection
+        return result
+
+    def detect(self, text: str) -> Detection:
+        """The likeliest moment of a customer's words, its probability and each moment's."""
+        if not text or not text.strip():
+            raise InvalidRequestError("text is empty: send the customer's words.", {"text": ["Must not be empty."]})
+        return self.detector.detect(text.strip())
+
+    @property
+    def detector(self) -> MomentDetector:
+        """Fitted on first use (it embeds every example), then shared by all engines of the process."""
+        texts, labels = self._training
+        return fitted_detector(self.encoder, tuple(texts), tuple(labels), self._low_confidence)
 
     def _encode_one(self, text: str) -> np.ndarray:
         vector = self.encoder.encode([text])[0]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from matcher import lexical
 from models.records import Content, Engagement, Influencer, Platform
 
 KINDS = ("influencers", "content")
@@ -81,6 +82,7 @@ MIGRATIONS = [
     CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta (name, value) VALUES ('version', '0');
     """,
+    lexical.fts_migration(),  # 2: full-text search over both tables, kept in step by triggers
 ]
 
 

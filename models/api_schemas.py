@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from models.records import CATEGORIES, FORMATS
 
@@ -44,11 +44,15 @@ class FiltersSchema(Schema):
 
 
 class MatchRequestSchema(Schema):
+    """A planner or widget names the moment (with an optional query); a chatbot sends ``text`` and may leave the
+    moment to be detected."""
+
     class Meta:
         unknown = RAISE
 
-    moment = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    moment = fields.String(load_default=None, validate=validate.Length(min=1, max=50))
     query = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=MAX_QUERY))
+    text = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_QUERY))
     filters = fields.Nested(FiltersSchema, load_default=dict)
     limit = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_LIMIT))
     types = fields.List(
@@ -56,6 +60,21 @@ class MatchRequestSchema(Schema):
         load_default=lambda: list(RESULT_TYPES),
         validate=validate.Length(min=1, max=len(RESULT_TYPES)),
     )
+
+    @validates_schema
+    def _moment_or_text(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("text") is not None and data.get("query") is not None:
+            raise ValidationError("Send either query (with a moment) or text (a customer's words), not both.", "text")
+        if data.get("moment") is None and data.get("text") is None:
+            raise ValidationError("Required unless text is given (the moment is then detected).", "moment")
+
+
+class DetectRequestSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    text = fields.String(required=True, validate=validate.Length(min=1, max=MAX_QUERY))
+    language = fields.String(load_default=None, validate=validate.Regexp(r"^[a-z]{2,3}$"))
 
 
 # -- responses ------------------------------------------------------------------------------------
@@ -133,8 +152,18 @@ class ContentResultSchema(Schema):
     explanation = fields.String(required=True)
 
 
+class DetectionSchema(Schema):
+    moment = fields.String(required=True)
+    confidence = fields.Float(required=True)
+    scores = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
+    low_confidence = fields.Boolean(required=True)
+    message = fields.String(allow_none=True)
+    language = fields.String(allow_none=True)
+
+
 class MatchResponseSchema(Schema):
     moment = fields.String(required=True)
+    detection = fields.Nested(DetectionSchema, allow_none=True)
     query = fields.String(allow_none=True)
     filters = fields.Dict()
     influencers = fields.List(fields.Nested(InfluencerResultSchema), required=True)

@@ -88,11 +88,23 @@ class MomentSchema(Schema):
             raise ValidationError("A moment needs a description in at least one language.", "description")
 
 
+class DetectionSchema(Schema):
+    """How customers' words are mapped to moments: extra examples, and when to call a guess unsure."""
+
+    class Meta:
+        unknown = RAISE
+
+    _about = fields.String(data_key="_about", load_default="")
+    examples_file = fields.String(load_default=None, allow_none=True)
+    low_confidence_below = fields.Float(load_default=0.6, validate=validate.Range(min=0, max=1))
+
+
 class MomentFileSchema(Schema):
     class Meta:
         unknown = RAISE
 
     _about = fields.String(data_key="_about", load_default="")
+    detection = fields.Nested(DetectionSchema, load_default=lambda: DetectionSchema().load({}))
     moments = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,49}$")),
         values=fields.Nested(MomentSchema),
@@ -101,8 +113,9 @@ class MomentFileSchema(Schema):
     )
 
     @post_load
-    def _make(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Moment]:
-        return {
+    def _make(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """{"moments": {name: Moment}, "detection": {examples_file, low_confidence_below}}."""
+        moments = {
             name: Moment(
                 name=name,
                 label=m["label"],
@@ -116,3 +129,4 @@ class MomentFileSchema(Schema):
             )
             for name, m in data["moments"].items()
         }
+        return {"moments": moments, "detection": data["detection"]}

@@ -59,18 +59,6 @@ def test_interactions_weigh_shares_and_comments_double():
     assert scoring.interactions(CONFIG, None) is None
 
 
-@pytest.mark.parametrize(("similarity", "pool", "expected"), [
-    (0.30, (0.30, 0.50), 0.0),     # the pool's weakest
-    (0.40, (0.30, 0.50), 0.5),
-    (0.50, (0.30, 0.50), 1.0),     # its best
-    (0.45, (0.45, 0.45), 1.0),     # a pool of one
-    (0.20, (0.30, 0.50), 0.0),     # below the pool (e.g. an influencer's content outside it)
-])
-def test_relevance_is_placed_within_the_pool(similarity, pool, expected):
-    assert scoring.relevance(similarity, pool) == pytest.approx(expected)
-    assert scoring.pool_range([0.3, 0.5, 0.4]) == (0.3, 0.5)
-
-
 def test_combine_is_a_weighted_mean():
     parts = {"a": Part(1.0, 3, ""), "b": Part(0.0, 1, "")}
     assert scoring.combine(parts) == pytest.approx(0.75)
@@ -103,7 +91,7 @@ def test_weights_take_the_moment_overrides():
 
 
 def ranked(author: str | None, score: float) -> Ranked:
-    return Ranked(row={"influencer_id": author, "key": int(score * 1000)}, score=score, parts={}, similarity=0)
+    return Ranked(row={"influencer_id": author, "key": int(score * 1000)}, score=score, parts={})
 
 
 def test_diversify_caps_each_author_until_others_run_out():

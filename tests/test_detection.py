@@ -1,0 +1,88 @@
+"""Moment detection for chatbots: the API contract, /v1/match with words only, and measured accuracy."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from api import create_app
+from matcher.config import PROJECT_DIR
+from matcher.detection import MomentDetector
+from matcher.scoring import fold
+from tests.conftest import read_jsonl
+
+
+@pytest.fixture(scope="module")
+def client(homelive_dir):
+    return create_app({"DATA_DIR": str(homelive_dir)}).test_client()
+
+
+def detect(client, body):
+    return client.post("/v1/moments/detect", data=json.dumps(body))
+
+
+@pytest.mark.parametrize(("text", "moment"), [
+    ("ça marche avec free ?", "technical_validation"),
+    ("will the camera look ugly in my living room", "desirability"),
+    ("c quoi homelive", "discovery"),
+    ("combien ça coûte par mois, il y a un engagement ?", "technical_validation"),
+    ("je veux surveiller mon chat quand je suis au bureau", "desirability"),
+])
+def test_detect_contract(client, text, moment):
+    response = detect(client, {"text": text, "language": "fr"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["moment"] == moment and body["language"] == "fr"
+    assert set(body["scores"]) == {"discovery", "desirability", "technical_validation"}
+    assert sum(body["scores"].values()) == pytest.approx(1, abs=1e-3)
+    assert body["confidence"] == max(body["scores"].values())
+    assert body["low_confidence"] is (body["confidence"] < 0.6)
+
+
+def test_low_confidence_is_said_not_hidden(client):
+    body = detect(client, {"text": "ok"}).get_json()
+    assert body["low_confidence"] is True and "Unsure of the moment" in body["message"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "text"), ({"text": ""}, "text"), ({"text": "   "}, "text"), ({"text": "x" * 1001}, "text"),
+    ({"text": "hi", "language": "French"}, "language"), ({"text": "hi", "moment": "x"}, "moment"),
+])
+def test_detect_refuses_bad_input(client, body, field):
+    response = detect(client, body)
+    assert response.status_code == 400 and field in response.get_json()["error"]["fields"]
+
+
+def test_match_with_words_only_detects_the_moment(client):
+    body = client.post("/v1/match", data=json.dumps({"text": "est-ce que ça marche avec ma freebox ?", "limit": 3}))
+    body = body.get_json()
+    assert body["moment"] == "technical_validation" == body["detection"]["moment"]
+    assert body["detection"]["confidence"] > 0.6 and body["query"] == "est-ce que ça marche avec ma freebox ?"
+    assert len(body["content"]) == 3 and body["content"][0]["format"] in {"article", "comparison_test", "tutorial",
+                                                                          "review", "blog_post"}
+
+
+def test_a_named_moment_is_not_second_guessed(client):
+    body = client.post("/v1/match", data=json.dumps({"moment": "discovery", "text": "combien ça coûte ?"})).get_json()
+    assert body["moment"] == "discovery" and body["detection"] is None
+
+
+def test_held_out_accuracy_stays_above_ninety_percent(engine):
+    """The detector never sees eval/utterances.jsonl while training; this guards the measured figure."""
+    heldout = read_jsonl(PROJECT_DIR / "eval" / "utterances.jsonl")
+    probabilities = engine.detector.probabilities([u["text"] for u in heldout])
+    moments = engine.detector.moments
+    accuracy = sum(moments[p.argmax()] == u["moment"] for p, u in zip(probabilities, heldout)) / len(heldout)
+    assert accuracy >= 0.9
+    words = lambda text: " ".join(re.findall(r"\w+", fold(text)))  # noqa: E731
+    same = {words(t) for t in engine._training[0]} & {words(u["text"]) for u in heldout}
+    assert not same, same
+
+
+def test_a_detector_needs_two_moments(engine):
+    from matcher.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="at least two moments"):
+        MomentDetector(engine.encoder, ["a", "b"], ["discovery", "discovery"], threshold=0.5)

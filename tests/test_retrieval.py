@@ -1,0 +1,96 @@
+"""Lexical retrieval and its fusion with dense retrieval."""
+
+from __future__ import annotations
+
+import pytest
+
+from matcher import lexical
+from matcher.config import Settings
+from matcher.retrieval import Retriever, _reciprocal_rank_fusion
+from matcher.scoring import load_scoring
+
+CONFIG = load_scoring(Settings().scoring_file)
+
+
+@pytest.mark.parametrize(("text", "terms"), [
+    ("Est-ce que la CAMÉRA est discrète ?", ["camera", "discrete"]),           # stop words out, accents folded
+    ("does the motion sensor work with my box", ["motion", "sensor", "work", "box"]),
+    ('box" OR NEAR(a b) * -x', ["box", "near"]),                                # FTS syntax is just words
+    ("le la les", []),
+    ("capteur capteur Capteur", ["capteur"]),
+])
+def test_query_terms(text, terms):
+    assert lexical.query_terms(text) == terms
+
+
+def test_match_expression_quotes_every_term():
+    assert lexical.match_expression("caméra, salon") == '"camera" OR "salon"'
+    assert lexical.match_expression("?!") is None
+
+
+def test_lexical_search_folds_accents_and_stems(engine):
+    weights = CONFIG["lexical"]["column_weights"]["content"]
+    for query in ("compatibilité", "compatibilite", "COMPATIBILITÉ"):
+        hits = lexical.search(engine.store.db, "content", lexical.match_expression(query), weights, 50)
+        titles = [engine.store.rows("content", [k])[k]["title"] for k, _ in hits]
+        assert any("compatibilité" in t.lower() for t in titles), query
+    singular = lexical.search(engine.store.db, "content", '"detecteur"', weights, 500)
+    plural = lexical.search(engine.store.db, "content", '"detecteurs"', weights, 500)
+    assert {k for k, _ in singular} == {k for k, _ in plural}  # Porter stems: one word, one set
+    scores = [s for _, s in singular]
+    assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
+
+
+def test_search_can_be_restricted_to_keys(engine):
+    weights = CONFIG["lexical"]["column_weights"]["content"]
+    everything = lexical.search(engine.store.db, "content", '"homelive"', weights, 1000)
+    chosen = [k for k, _ in everything[5:8]]
+    restricted = lexical.search(engine.store.db, "content", '"homelive"', weights, 10, chosen)
+    assert [k for k, _ in restricted] == chosen
+    assert lexical.search(engine.store.db, "content", '"homelive"', weights, 10, []) == []
+
+
+def fused(config: dict, dense: dict, words: dict) -> dict:
+    retriever = Retriever(store=None, indexes={}, config=config)
+    return retriever._fuse("content", sorted(dense), dense, words, use_dense=True, use_words=True)
+
+
+def test_convex_fusion_by_hand():
+    # dense placed within the candidates: a=1, b=0, c=0.5; words over the best: a=0, b=1, c=0.25
+    config = {**CONFIG, "lexical": {**CONFIG["lexical"], "dense_weight": {"content": 0.5}}}
+    got = fused(config, {1: 0.6, 2: 0.2, 3: 0.4}, {1: 0.0, 2: 8.0, 3: 2.0})
+    assert got == pytest.approx({1: 0.5, 2: 0.5, 3: 0.375})
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    # dense ranks a=1, c=2, b=3; words rank b=1, c=2 (a matched no word). k = 60.
+    got = _reciprocal_rank_fusion([1, 2, 3], {1: 1.0, 2: 0.0, 3: 0.5}, {1: 0.0, 2: 1.0, 3: 0.25}, 60)
+    raw = {1: 1 / 61, 2: 1 / 63 + 1 / 61, 3: 1 / 62 + 1 / 62}
+    top = max(raw.values())
+    assert got == pytest.approx({k: v / top for k, v in raw.items()})
+
+
+def test_hybrid_finds_what_words_say_and_meaning_misses(engine):
+    """A rare word (a competitor's name) is a lexical strength; hybrid keeps it while dense alone may not."""
+    hybrid = engine.match("technical_validation", "Verisure", limit=5, types=["content"])
+    assert all("verisure" in (r.row["title"] + r.row["text"]).lower() for r in hybrid.content[:3])
+    lexical_only = engine.match("technical_validation", "Verisure", limit=5, types=["content"], retrieval="lexical")
+    assert all("verisure" in (r.row["title"] + r.row["text"]).lower() for r in lexical_only.content)
+
+
+def test_each_mode_is_selectable_and_distinct(engine):
+    query = "does the motion sensor work with my box?"
+    results = {m: [r.row["id"] for r in engine.match("technical_validation", query, limit=10, retrieval=m).content]
+               for m in ("hybrid", "dense", "lexical")}
+    assert len({tuple(ids) for ids in results.values()}) == 3
+    with pytest.raises(ValueError, match="Unknown retrieval mode"):
+        engine.match("technical_validation", query, retrieval="psychic")
+
+
+def test_filters_still_hold_with_lexical_candidates(engine, influencers):
+    hidden = {i for i, r in influencers.items() if r.get("opted_out")}
+    for mode in ("hybrid", "lexical"):
+        result = engine.match("desirability", "caméra gadget déco méditerranéenne", limit=50, retrieval=mode,
+                              filters={"language": "fr"})
+        assert all(r.row["language"] == "fr" for r in result.content)
+        assert not hidden & ({r.row["id"] for r in result.influencers} | {r.row["influencer_id"] for r in result.content})
