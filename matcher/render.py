@@ -50,8 +50,8 @@ def influencer_result(r: Ranked) -> dict[str, Any]:
         **_scored(r),
         "evidence": [
             {"id": c["id"], "title": c["title"] or _excerpt(c["text"], 120), "format": c["format"], "url": c["url"],
-             "similarity": round(similarity, 4)}
-            for c, similarity in r.evidence
+             "relevance": round(relevance, 4)}
+            for c, relevance in r.evidence
         ],
     }
 

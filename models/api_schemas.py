@@ -102,7 +102,7 @@ class EvidenceSchema(Schema):
     title = fields.String(required=True)
     format = fields.String(validate=validate.OneOf(FORMATS))
     url = fields.String(allow_none=True)
-    similarity = fields.Float()
+    relevance = fields.Float()
 
 
 def score_parts() -> fields.Dict:
