@@ -31,6 +31,7 @@ class VectorIndex:
         self.dimension = dimension
         self.meta = dict(meta or {})
         self._index = index if index is not None else _flat(dimension)
+        self._ids = set(_stored_ids(self._index))  # reconstructing an absent id is an error in FAISS
 
     @classmethod
     def build(cls, ids: np.ndarray, vectors: np.ndarray, dimension: int, meta: dict[str, Any] | None = None) -> VectorIndex:
@@ -46,6 +47,7 @@ class VectorIndex:
             index = _flat(dimension)
         built = cls(dimension, meta, index)
         built._index.add_with_ids(vectors, ids)
+        built._ids.update(ids.tolist())
         built.meta["built_at"] = time.time()
         return built
 
@@ -57,17 +59,26 @@ class VectorIndex:
     def kind(self) -> str:
         return "ivf" if isinstance(self._index, faiss.IndexIVF) else "flat"
 
+    def has(self, key: int) -> bool:
+        return key in self._ids
+
+    @property
+    def ids(self) -> set[int]:
+        return set(self._ids)
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; an id already present is replaced."""
         ids, vectors = _check(ids, vectors, self.dimension)
         self.remove(ids)
         self._index.add_with_ids(vectors, ids)
+        self._ids.update(ids.tolist())
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove ids (absent ones are ignored); returns how many were removed."""
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if len(ids) == 0 or self.count == 0:
+        ids = np.ascontiguousarray([i for i in np.asarray(ids).tolist() if i in self._ids], dtype=np.int64)
+        if len(ids) == 0:
             return 0
+        self._ids.difference_update(ids.tolist())
         # IDSelectorArray, not Batch: an IVF's hash-table direct map removes only by array
         return int(self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))))
 
@@ -116,6 +127,19 @@ def load_meta(path: Path) -> dict[str, Any] | None:
         return json.loads(_meta_path(Path(path)).read_text())
     except (OSError, ValueError):
         return None
+
+
+def _stored_ids(index: faiss.Index) -> list[int]:
+    """The ids an index holds: its id map (flat) or its inverted lists (IVF)."""
+    if isinstance(index, faiss.IndexIDMap2):
+        return faiss.vector_to_array(index.id_map).tolist()
+    ivf = faiss.extract_index_ivf(index)
+    ids: list[int] = []
+    for n in range(ivf.nlist):
+        size = ivf.invlists.list_size(n)
+        if size:
+            ids.extend(faiss.rev_swig_ptr(ivf.invlists.get_ids(n), size).tolist())
+    return ids
 
 
 def _flat(dimension: int) -> faiss.Index:

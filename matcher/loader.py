@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -77,12 +78,18 @@ def detect_kind(path: Path) -> str:
 
 
 def read_records(lines: Iterable[bytes | str], kind: str) -> Iterator[tuple[int, Influencer | Content] | Rejection]:
-    """Each non-blank line as (line number, record) or a Rejection; an id repeated in the stream is rejected.
+    """Each non-blank JSON Lines line as (line number, record) or a Rejection."""
+    return validate(parse_jsonl(lines), kind)
 
-    Byte lines are decoded one by one, so that a bad byte costs one line, not the file; a leading BOM is dropped.
-    """
-    schema = SCHEMAS[kind]
-    first_seen: dict[str, int] = {}
+
+def read_csv_records(lines: Iterable[bytes | str], kind: str) -> Iterator[tuple[int, Influencer | Content] | Rejection]:
+    """CSV with a header row, as a spreadsheet exports it, as (line number, record) or a Rejection."""
+    return validate(parse_csv(lines, kind), kind)
+
+
+def parse_jsonl(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any] | Rejection]:
+    """(line number, parsed JSON) for each non-blank line. Bytes are decoded line by line, so that a bad byte
+    costs one line, not the file; a leading BOM is dropped."""
     for number, line in enumerate(lines, start=1):
         if isinstance(line, bytes):
             try:
@@ -95,10 +102,77 @@ def read_records(lines: Iterable[bytes | str], kind: str) -> Iterator[tuple[int,
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
+            yield number, json.loads(line)
         except ValueError as e:
             yield Rejection(number, f"invalid JSON: {getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')}")
+
+
+# CSV cells are text: these say how a cell becomes the contract's value.
+LIST_FIELDS = {"topics", "products"}
+JSON_FIELDS = {"platforms", "engagement"}
+PLATFORM_COLUMNS = ("network", "handle", "followers", "engagement_rate")  # one platform per row, when no JSON
+ENGAGEMENT_COLUMNS = ("likes", "shares", "comments", "views")
+
+
+def parse_csv(lines: Iterable[bytes | str], kind: str) -> Iterator[tuple[int, Any] | Rejection]:
+    """(line number, record dict) per CSV row. Lists are JSON or 'a|b|c'; platforms and engagement are JSON, or
+    flat columns (network, handle, followers, engagement_rate; likes, shares, comments, views); empty cells are
+    absent."""
+    text = (line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line for line in lines)
+    reader = csv.DictReader(_drop_bom(text))
+    start = 2
+    for row in reader:
+        number, start = start, reader.line_num + 1
+        if None in row:
+            yield Rejection(number, f"{len(row[None])} more cells than the header has columns")
             continue
+        record: dict[str, Any] = {}
+        try:
+            for column, cell in row.items():
+                if cell is None or not cell.strip():
+                    continue
+                record[column] = _cell(column, cell.strip())
+        except ValueError as e:
+            yield Rejection(number, str(e), row.get("id"))
+            continue
+        _gather(record, "platforms", PLATFORM_COLUMNS, as_list=True, when=kind == "influencers")
+        _gather(record, "engagement", ENGAGEMENT_COLUMNS, as_list=False, when=kind == "content")
+        yield number, record
+
+
+def _cell(column: str, cell: str) -> Any:
+    if column in JSON_FIELDS or (column in LIST_FIELDS and cell.startswith("[")):
+        try:
+            return json.loads(cell)
+        except ValueError as e:
+            raise ValueError(f"{column}: not valid JSON ({e})") from e
+    if column in LIST_FIELDS:
+        return [part.strip() for part in cell.split("|") if part.strip()]
+    return cell
+
+
+def _gather(record: dict[str, Any], field: str, columns: tuple[str, ...], *, as_list: bool, when: bool) -> None:
+    """Flat columns become the nested field, unless the record already has it as JSON."""
+    if not when or field in record or not any(c in record for c in columns):
+        return
+    nested = {c: record.pop(c) for c in columns if c in record}
+    record[field] = [nested] if as_list else nested
+
+
+def _drop_bom(lines: Iterator[str]) -> Iterator[str]:
+    for number, line in enumerate(lines):
+        yield line.removeprefix("\ufeff") if number == 0 else line
+
+
+def validate(parsed: Iterable[tuple[int, Any] | Rejection], kind: str) -> Iterator[tuple[int, Any] | Rejection]:
+    """Validate each parsed record against the contract; an id repeated in the stream is rejected."""
+    schema = SCHEMAS[kind]
+    first_seen: dict[str, int] = {}
+    for item in parsed:
+        if isinstance(item, Rejection):
+            yield item
+            continue
+        number, raw = item
         record_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
         try:
             record = schema.load(raw)

@@ -1,17 +1,14 @@
-"""The verbs that the API and the CLI share: load, reindex, match, get a record, describe the engine."""
+"""The verbs that the API and the CLI share: match, detect, read, import, put, delete, reindex, check."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
@@ -19,22 +16,20 @@ from matcher import embedding
 from matcher.config import Settings
 from matcher.detection import Detection, MomentDetector, fitted_detector, training_examples
 from matcher.embedding import Encoder
-from matcher.errors import IndexMismatchError, InvalidRequestError, NotFoundError
+from matcher.errors import InvalidRequestError, NotFoundError
 from matcher.filters import Filters
-from matcher.index import VectorIndex
-from matcher.loader import FileReport, Rejection, detect_kind, read_records
+from matcher.indexing import IndexSet, Progress
+from matcher.loader import FileReport, detect_kind, read_csv_records, read_records
 from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
 from matcher.ranking import Ranked, Ranker, Target
 from matcher.scoring import load_scoring
-from matcher.store import KINDS, Store, content_from_row, influencer_from_row
+from matcher.store import KINDS, Deleted, Store, Written, content_from_row, influencer_from_row
+from matcher.writer import Writer
 from models.api_schemas import MAX_LIMIT, RESULT_TYPES
 from models.moments import Moment
 from models.records import Content, Influencer
 
 logger = logging.getLogger(__name__)
-
-BATCH = 500
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass
@@ -57,11 +52,13 @@ class Engine:
         self.scoring = load_scoring(settings.scoring_file)
         self.encoder = encoder or embedding.load_encoder(settings.model, settings.batch_size)
         self.moment_vectors = moment_vectors(self.moments, self.encoder)
-        self._write_lock = threading.RLock()
         self._embed_query = functools.lru_cache(maxsize=2048)(self._encode_one)
         examples_file, self._low_confidence = detection_settings(settings.moments_file)
         self._training = training_examples(self.moments, examples_file)
-        self.ranker = self._open_indexes()
+        self.index = IndexSet(self.store, self.encoder, settings.data_dir, self.scoring["profile_vector"])
+        self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
+        self.ranker = Ranker(self.store, self.index.indexes, self.scoring)
+        self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -97,13 +94,13 @@ class Engine:
             query_weight=relevance["query_weight"],
             moment_weight=relevance["moment_weight"],
         )
-        ranker = self.ranker  # one consistent pair of indexes for the whole request
-        if retrieval != ranker.retriever.mode:
-            ranker = ranker.with_mode(retrieval)
-        influencers = ranker.rank_influencers(target, filters, limit) if "influencers" in types else []
+        ranker = self.ranker if retrieval == self.ranker.retriever.mode else self.ranker.with_mode(retrieval)
         # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
         today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-        content = ranker.rank_content(target, filters, limit, today) if "content" in types else []
+        self.index.refresh()
+        with self.index.lock.reading():  # one consistent state of store and indexes for the whole request
+            influencers = ranker.rank_influencers(target, filters, limit) if "influencers" in types else []
+            content = ranker.rank_content(target, filters, limit, today) if "content" in types else []
         return MatchResult(chosen, query, filters, influencers, content)
 
     def match_text(self, text: str, filters: Filters | dict[str, Any] | None = None, limit: int = 10,
@@ -131,166 +128,89 @@ class Engine:
         vector.setflags(write=False)  # cached: shared by every request with the same words
         return vector
 
-    # -- records --------------------------------------------------------------------------------
+    # -- reading records ------------------------------------------------------------------------
 
-    def influencer(self, influencer_id: str) -> dict[str, Any]:
-        """A visible influencer's record with their content count; opted-out people are not found."""
+    def influencer(self, influencer_id: str, *, hidden: bool = False) -> dict[str, Any]:
+        """An influencer's record with their content count; opted-out people only with ``hidden`` (audit)."""
         row = self.store.row_by_id("influencers", influencer_id)
-        if row is None or row["opted_out"]:
+        if row is None or (row["opted_out"] and not hidden):
             raise NotFoundError(f"No influencer with id {influencer_id!r}.")
         return {"record": influencer_from_row(row), "content_count": self.store.content_counts([row["id"]]).get(row["id"], 0)}
 
-    def content(self, content_id: str) -> dict[str, Any]:
-        """A visible piece of content and its author (None for brand-owned content)."""
+    def content(self, content_id: str, *, hidden: bool = False) -> dict[str, Any]:
+        """A piece of content and its author (None for brand content); an opted-out author's only with ``hidden``."""
         row = self.store.row_by_id("content", content_id)
         author = self.store.row_by_id("influencers", row["influencer_id"]) if row and row["influencer_id"] else None
-        if row is None or (author is not None and author["opted_out"]):
+        if row is None or (author is not None and author["opted_out"] and not hidden):
             raise NotFoundError(f"No content with id {content_id!r}.")
         return {"record": content_from_row(row), "network": row["network"], "author": author}
 
     def health(self) -> dict[str, Any]:
-        ranker = self.ranker
         return {
             "status": "ok",
             "model": self.encoder.name,
             "records": {kind: self.store.count(kind) for kind in KINDS},
-            "indexed": {kind: ranker.indexes[kind].count for kind in KINDS},
+            "indexed": {kind: self.index.indexes[kind].count for kind in KINDS},
             "store_version": self.store.version,
-            "index_version": ranker.indexes["content"].meta.get("store_version"),
+            "index_version": self.index.version,
             "moments": sorted(self.moments),
         }
 
-    # -- loading --------------------------------------------------------------------------------
+    # -- writing records ------------------------------------------------------------------------
 
     def load(self, paths: Iterable[Path], progress: Progress | None = None) -> list[FileReport]:
-        """Import data-contract files (influencers first), embed what changed, rebuild the indexes."""
-        progress = progress or (lambda stage, done, total: None)
+        """Import data-contract files (JSON Lines, or CSV by their .csv name), influencers first; one transaction
+        per file."""
         files = sorted((Path(p) for p in paths), key=lambda p: KINDS.index(detect_kind(p)))
         reports = []
-        with self._write_lock:
-            for path in files:
-                reports.append(self._load_file(path, detect_kind(path), progress))
-            self._embed_stale(progress)
-            if self.store.version != self.ranker.indexes["content"].meta.get("store_version"):
-                self.ranker = self._build_indexes()
+        for path in files:
+            with path.open("rb") as f:
+                lines = _counting(f, path.name, progress)
+                reports.append(self.import_lines(detect_kind(path), lines, str(path),
+                                                 csv=path.suffix.lower() == ".csv", progress=progress))
         return reports
 
-    def _load_file(self, path: Path, kind: str, progress: Progress) -> FileReport:
-        report = FileReport(str(path), kind)
-        batch: list[tuple[int, Influencer | Content]] = []
-        with path.open("rb") as f:
-            for item in read_records(f, kind):
-                if isinstance(item, Rejection):
-                    report.rejected.append(item)
-                    report.lines = item.line
-                    continue
-                batch.append(item)
-                report.lines = item[0]
-                if len(batch) == BATCH:
-                    self._write_batch(kind, batch, report)
-                    progress(f"reading {path.name}", report.lines, 0)
-                    batch = []
-        self._write_batch(kind, batch, report)
-        progress(f"reading {path.name}", report.lines, 0)
-        report.rejected.sort(key=lambda r: r.line)
-        return report
+    def import_lines(self, kind: str, lines: Iterable[bytes | str], source: str, *, csv: bool = False,
+                     progress: Progress | None = None) -> FileReport:
+        """One import of one kind: every line reported, the valid ones written in one transaction."""
+        if kind not in KINDS:
+            raise InvalidRequestError(f"Unknown kind {kind!r}.", {"kind": [f"Must be one of: {', '.join(KINDS)}."]})
+        parsed = read_csv_records(lines, kind) if csv else read_records(lines, kind)
+        return self.writer.import_records(kind, parsed, source, progress)
 
-    def _write_batch(self, kind: str, batch: list[tuple[int, Any]], report: FileReport) -> None:
-        if not batch:
-            return
-        if kind == "content":
-            authors = self.store.existing_ids("influencers", (r.influencer_id for _, r in batch if r.influencer_id))
-            for line, record in [item for item in batch if item[1].influencer_id not in authors | {None}]:
-                report.rejected.append(Rejection(
-                    line, f"influencer_id {record.influencer_id!r} is not a known influencer (load influencers first)",
-                    record.id))
-            batch = [item for item in batch if item[1].influencer_id in authors | {None}]
-            outcomes = self.store.upsert_content([(r, self._derived_content(r)) for _, r in batch])
-        else:
-            text_of = embedding.influencer_text
-            outcomes = self.store.upsert_influencers([(r, {"text_hash": embedding.text_hash(text_of(r))}) for _, r in batch])
-        for outcome in outcomes:
-            setattr(report, outcome, getattr(report, outcome) + 1)
+    def put(self, kind: str, record: Influencer | Content) -> Written:
+        """Create or replace one record; searchable (or hidden, if opted out) as soon as this returns."""
+        return self.writer.put(kind, record)
 
-    def _derived_content(self, content: Content) -> dict[str, Any]:
-        return {"text_hash": embedding.text_hash(embedding.content_text(content)), "network": self._network_of(content)}
+    def delete(self, kind: str, record_id: str) -> Deleted:
+        """Delete one record for good (an influencer with all their content), from results at once."""
+        return self.writer.delete(kind, record_id)
 
-    def _network_of(self, content: Content) -> str:
-        """Where a piece was published: from its format (tweet), else its URL's host, else 'web'."""
-        networks = self.scoring["networks"]
-        if content.format in networks["formats"]:
-            return networks["formats"][content.format]
-        host = (urlparse(content.url).hostname or "") if content.url else ""
-        host = host.removeprefix("www.").removeprefix("m.")
-        return networks["hosts"].get(host, "web")
+    def kind_of(self, record_id: str) -> str:
+        """'influencers' or 'content': which table holds this id."""
+        for kind in KINDS:
+            if self.store.keys_by_id(kind, [record_id]):
+                return kind
+        raise NotFoundError(f"No influencer or content with id {record_id!r}.")
 
-    # -- embeddings and indexes -----------------------------------------------------------------
+    # -- keeping the indexes right --------------------------------------------------------------
 
     def reindex(self, *, reembed: bool = False, progress: Progress | None = None) -> dict[str, int]:
         """Re-embed what is stale (everything with ``reembed``) and rebuild both indexes from the store."""
-        with self._write_lock:
-            if reembed:
-                with self.store.transaction() as db:
-                    db.execute("DELETE FROM embeddings")
-            embedded = self._embed_stale(progress or (lambda stage, done, total: None))
-            self.ranker = self._build_indexes()
-        return {"embedded": embedded, **{kind: self.ranker.indexes[kind].count for kind in KINDS}}
+        embedded = self.index.rebuild(reembed=reembed, progress=progress)
+        return {"embedded": embedded, **{kind: self.index.indexes[kind].count for kind in KINDS}}
 
-    def _embed_stale(self, progress: Progress) -> int:
-        done = 0
-        for kind in KINDS:
-            stale = self.store.stale_embeddings(kind, self.encoder.name)
-            to_text = _TEXT_OF[kind]
-            for start in range(0, len(stale), 256):
-                chunk = stale[start : start + 256]
-                rows = self.store.rows(kind, [key for key, _ in chunk])
-                vectors = self.encoder.encode([to_text(rows[key]) for key, _ in chunk])
-                self.store.save_embeddings(kind, self.encoder.name, [(k, h, v) for (k, h), v in zip(chunk, vectors)])
-                done += len(chunk)
-                progress(f"embedding {kind}", start + len(chunk), len(stale))
-        return done
-
-    def _build_indexes(self) -> Ranker:
-        started = time.perf_counter()
-        version = self.store.version
-        inf_keys, inf_vectors = self.store.embeddings("influencers")
-        content_keys, content_vectors = self.store.embeddings("content")
-        authors = self.store.content_authors()
-        empty_bio = {r[0] for r in self.store.db.execute("SELECT key FROM influencers WHERE bio = ''")}
-        combined = embedding.influencer_vectors(
-            inf_keys, inf_vectors, content_keys, content_vectors, authors, empty_bio, self.scoring["profile_vector"]
-        )
-        meta = {"model": self.encoder.name, "store_version": version}
-        indexes = {
-            "influencers": VectorIndex.build(inf_keys, combined, self.encoder.dimension, meta),
-            "content": VectorIndex.build(content_keys, content_vectors, self.encoder.dimension, meta),
-        }
-        for kind, index in indexes.items():
-            index.save(self._index_path(kind))
-        logger.info("built indexes at store version %s in %.2fs: %s", version, time.perf_counter() - started,
-                    {k: i.count for k, i in indexes.items()})
-        return Ranker(self.store, indexes, self.scoring)
-
-    def _open_indexes(self) -> Ranker:
-        """Load the saved indexes if they match this model and this store state; otherwise rebuild them."""
-        expect = {"model": self.encoder.name, "store_version": self.store.version, "dimension": self.encoder.dimension}
-        try:
-            indexes = {kind: VectorIndex.load(self._index_path(kind), expect) for kind in KINDS}
-        except FileNotFoundError:
-            logger.info("no index in %s yet: building it", self.settings.data_dir)
-        except (IndexMismatchError, OSError, ValueError, RuntimeError) as e:
-            logger.warning("rebuilding the indexes from the database: %s", e)
-        else:
-            return Ranker(self.store, indexes, self.scoring)
-        with self._write_lock:
-            self._embed_stale(lambda stage, done, total: None)
-            return self._build_indexes()
-
-    def _index_path(self, kind: str) -> Path:
-        return self.settings.data_dir / f"{kind}.faiss"
+    def check(self) -> list[str]:
+        """Problems between the database and the saved indexes; empty when they agree."""
+        return self.index.check()
 
 
-_TEXT_OF = {
-    "influencers": lambda row: embedding.influencer_text(influencer_from_row(row)),
-    "content": lambda row: embedding.content_text(content_from_row(row)),
-}
+def _counting(lines: Iterable[bytes], name: str, progress: Progress | None) -> Iterable[bytes]:
+    """Pass lines through, telling ``progress`` how many were read."""
+    number = 0
+    for number, line in enumerate(lines, start=1):
+        if progress and number % 500 == 0:
+            progress(f"reading {name}", number, 0)
+        yield line
+    if progress:
+        progress(f"reading {name}", number, 0)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import sqlite_utils
@@ -86,6 +87,20 @@ MIGRATIONS = [
 ]
 
 
+class Written(NamedTuple):
+    """What one upsert did to one record: 'inserted', 'updated' or 'unchanged', its key, and the row before."""
+
+    outcome: str
+    key: int
+    before: dict[str, Any] | None
+
+
+class Deleted(NamedTuple):
+    key: int
+    content_keys: list[int]  # an influencer's content, deleted with them
+    author_id: str | None  # a piece of content's author, whose vector changes
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -143,33 +158,56 @@ class Store:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def upsert_influencers(self, items: Sequence[tuple[Influencer, dict[str, Any]]]) -> list[str]:
-        """Insert or update (influencer, derived columns) pairs; says 'inserted', 'updated' or 'unchanged' for each."""
-        return self._upsert("influencers", [{**influencer_row(i), **derived} for i, derived in items])
+    def upsert(self, kind: str, rows: list[dict[str, Any]], vectors: dict[str, tuple[str, np.ndarray]],
+               model: str) -> list[Written]:
+        """Insert or update rows and store their new embeddings, all in one transaction.
 
-    def upsert_content(self, items: Sequence[tuple[Content, dict[str, Any]]]) -> list[str]:
-        """Insert or update (content, derived columns) pairs; says 'inserted', 'updated' or 'unchanged' for each."""
-        return self._upsert("content", [{**content_row(c), **derived} for c, derived in items])
-
-    def _upsert(self, kind: str, rows: list[dict[str, Any]]) -> list[str]:
-        """``rows`` carry the derived ``text_hash`` (and for content ``network``) beside the record's columns."""
-        outcomes = []
+        ``rows`` hold a record's columns and its derived ones (``text_hash``, and ``network`` for content);
+        ``vectors`` maps a record id to (text_hash, vector) for the records whose text needs a new embedding.
+        A repeat of what is stored changes nothing, not even the version.
+        """
+        written = []
         with self.transaction(bump=False) as db:
             for row in rows:
-                row["record_hash"] = _record_hash(row)
-                found = db.execute(f"SELECT key, record_hash FROM {kind} WHERE id = ?", [row["id"]]).fetchone()
+                row = {**row, "record_hash": _record_hash(row)}
+                before = next(db.query(f"SELECT * FROM {kind} WHERE id = ?", [row["id"]]), None)
                 stamp = now_iso()
-                if found is None:
-                    db[kind].insert({**row, "created_at": stamp, "updated_at": stamp})
-                    outcomes.append("inserted")
-                elif found[1] == row["record_hash"]:
-                    outcomes.append("unchanged")
+                if before is None:
+                    key = db[kind].insert({**row, "created_at": stamp, "updated_at": stamp}).last_pk
+                    written.append(Written("inserted", key, None))
                 else:
-                    db[kind].update(found[0], {**row, "updated_at": stamp})
-                    outcomes.append("updated")
-            if any(o != "unchanged" for o in outcomes):
-                self._bump(db)  # a repeat import changes nothing, not even the version
-        return outcomes
+                    key = before["key"]
+                    if before["record_hash"] == row["record_hash"]:
+                        written.append(Written("unchanged", key, before))
+                    else:
+                        db[kind].update(key, {**row, "updated_at": stamp})
+                        written.append(Written("updated", key, before))
+                if row["id"] in vectors:
+                    text_hash, vector = vectors[row["id"]]
+                    db["embeddings"].insert({"kind": kind, "key": key, "model": model, "text_hash": text_hash,
+                                             "vector": _to_blob(vector)}, pk=("kind", "key"), replace=True)
+            if any(w.outcome != "unchanged" for w in written) or vectors:
+                self._bump(db)
+        return written
+
+    def delete(self, kind: str, record_id: str) -> Deleted | None:
+        """Delete a record and its embedding; an influencer's content goes with them. None if there is no such id."""
+        with self.transaction() as db:
+            found = db.execute(f"SELECT key, {'id' if kind == 'influencers' else 'influencer_id'} FROM {kind} "
+                               "WHERE id = ?", [record_id]).fetchone()
+            if found is None:
+                return None
+            key, ref = found
+            content_keys = []
+            if kind == "influencers":
+                content_keys = [r[0] for r in db.execute("SELECT key FROM content WHERE influencer_id = ?", [record_id])]
+                for chunk in _chunks(content_keys, 500):
+                    marks = ",".join("?" * len(chunk))
+                    db.execute(f"DELETE FROM embeddings WHERE kind = 'content' AND key IN ({marks})", chunk)
+                    db.execute(f"DELETE FROM content WHERE key IN ({marks})", chunk)
+            db.execute("DELETE FROM embeddings WHERE kind = ? AND key = ?", [kind, key])
+            db.execute(f"DELETE FROM {kind} WHERE key = ?", [key])
+        return Deleted(key, content_keys, None if kind == "influencers" else ref)
 
     def save_embeddings(self, kind: str, model: str, items: Iterable[tuple[int, str, np.ndarray]]) -> None:
         """Store (key, text_hash, vector) for ``kind``, replacing what was there."""
@@ -189,6 +227,25 @@ class Store:
             marks = ",".join("?" * len(chunk))
             found.update(r[0] for r in self.db.execute(f"SELECT id FROM {kind} WHERE id IN ({marks})", chunk))
         return found
+
+    def embedding_needed(self, kind: str, hashes: dict[str, str], model: str) -> list[str]:
+        """Which of these records (id -> hash of their text) need a new embedding: new ones, changed texts,
+        another model."""
+        current: dict[str, tuple[str, str]] = {}
+        ids = list(hashes)
+        for chunk in _chunks(ids, 500):
+            sql = f"""SELECT r.id, e.text_hash, e.model FROM {kind} r
+                      JOIN embeddings e ON e.kind = ? AND e.key = r.key WHERE r.id IN ({','.join('?' * len(chunk))})"""
+            current.update((r[0], (r[1], r[2])) for r in self.db.execute(sql, [kind, *chunk]))
+        return [i for i in ids if current.get(i) != (hashes[i], model)]
+
+    def content_keys_of(self, influencer_ids: Iterable[str]) -> list[int]:
+        ids = list(set(influencer_ids))
+        keys: list[int] = []
+        for chunk in _chunks(ids, 500):
+            sql = f"SELECT key FROM content WHERE influencer_id IN ({','.join('?' * len(chunk))})"
+            keys.extend(r[0] for r in self.db.execute(sql, chunk))
+        return keys
 
     def stale_embeddings(self, kind: str, model: str) -> list[tuple[int, str]]:
         """Keys (and text hashes) of records whose embedding is missing, from another model or outdated."""
@@ -221,10 +278,6 @@ class Store:
             out.update((r[0], r[1]) for r in self.db.execute(f"SELECT id, key FROM {kind} WHERE id IN ({marks})", chunk))
         return out
 
-    def texts_of(self, kind: str, keys: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """What the embedding text is built from, for the given keys."""
-        return self.rows(kind, keys)
-
     def embeddings(self, kind: str, keys: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(keys, vectors) of visible records (not opted out), all of them or those asked for."""
         sql = f"SELECT key, vector FROM embeddings WHERE kind = ? AND key IN ({_visible_sql(kind)})"
@@ -241,12 +294,36 @@ class Store:
         ids = np.array([k for k, _ in found], dtype=np.int64)
         return ids, np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in found])
 
-    def content_authors(self) -> dict[int, int]:
-        """Visible content key -> its author's influencer key (brand-owned content is left out)."""
+    def content_authors(self, influencer_keys: list[int] | None = None) -> dict[int, int]:
+        """Visible content key -> its author's influencer key, for all authors or those given.
+
+        Brand-owned content has no author and is left out."""
         sql = f"""
             SELECT c.key, i.key FROM content c JOIN influencers i ON i.id = c.influencer_id
             WHERE c.key IN ({_visible_sql("content")})"""
-        return dict(self.db.execute(sql).fetchall())
+        if influencer_keys is None:
+            return dict(self.db.execute(sql).fetchall())
+        out: dict[int, int] = {}
+        for chunk in _chunks([int(k) for k in influencer_keys], 500):
+            out.update(self.db.execute(f"{sql} AND i.key IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        return out
+
+    def keys_with_empty_bio(self, keys: list[int]) -> set[int]:
+        found: set[int] = set()
+        for chunk in _chunks([int(k) for k in keys], 500):
+            sql = f"SELECT key FROM influencers WHERE bio = '' AND key IN ({','.join('?' * len(chunk))})"
+            found.update(r[0] for r in self.db.execute(sql, chunk))
+        return found
+
+    def check_fts(self) -> list[str]:
+        """Problems with the full-text indexes (SQLite's own integrity check of each)."""
+        problems = []
+        for kind in KINDS:
+            try:
+                self.db.execute(f"INSERT INTO {kind}_fts ({kind}_fts, rank) VALUES ('integrity-check', 1)")
+            except sqlite3.DatabaseError as e:
+                problems.append(f"{kind}: full-text index out of step with the table ({e})")
+        return problems
 
     def influencer_rows_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list({i for i in ids if i})

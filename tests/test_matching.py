@@ -167,9 +167,9 @@ def test_a_filter_that_matches_nothing_returns_empty_lists(engine):
 def test_reloading_from_disk_gives_identical_results(homelive_copy, caplog):
     built = Engine(Settings(data_dir=homelive_copy))
     built.reindex()  # rebuilt in memory, then saved
-    with caplog.at_level(logging.INFO, logger="matcher.service"):
+    with caplog.at_level(logging.INFO, logger="matcher.indexing"):
         reloaded = Engine(Settings(data_dir=homelive_copy))
-    assert "rebuilding" not in caplog.text and "building" not in caplog.text
+    assert reloaded.opened == "loaded" and "repairing" not in caplog.text
     for moment, query in QUERIES:
         a, b = built.match(moment, query), reloaded.match(moment, query)
         assert [(r.row["id"], r.score) for r in a.influencers] == [(r.row["id"], r.score) for r in b.influencers]
@@ -179,9 +179,10 @@ def test_reloading_from_disk_gives_identical_results(homelive_copy, caplog):
 def test_a_new_model_rebuilds_the_index(homelive_copy, tmp_path, caplog):
     """Another model (here the same weights at another path, so another name) re-embeds and rebuilds."""
     model_dir = shutil.copytree(resolve_model("all-MiniLM-L6-v2"), tmp_path / "my-model")
-    with caplog.at_level(logging.INFO, logger="matcher.service"):
+    with caplog.at_level(logging.INFO, logger="matcher.indexing"):
         engine = Engine(Settings(data_dir=homelive_copy, model=str(model_dir)))
-    assert "rebuilding the indexes" in caplog.text and "model" in caplog.text
+    assert engine.opened.startswith("repaired") and "model" in engine.opened
+    assert "repairing the indexes from the database" in caplog.text
     assert engine.ranker.indexes["content"].meta["model"] == str(model_dir)
     assert engine.store.stale_embeddings("content", str(model_dir)) == []
     assert engine.match("technical_validation", "installation").content
