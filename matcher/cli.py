@@ -87,12 +87,55 @@ def load(settings: Settings, files: tuple[Path, ...], if_empty: bool, strict: bo
 @main.command()
 @click.option("--reembed", is_flag=True, help="Compute every embedding again, not only the stale ones.")
 @data_dir_option
-def index(settings: Settings, reembed: bool) -> None:
-    """Build or rebuild the FAISS indexes from the database."""
+def reindex(settings: Settings, reembed: bool) -> None:
+    """Rebuild the FAISS indexes from the database (re-embedding what is stale)."""
     engine = open_engine(settings)
+    if engine.opened != "loaded":
+        click.echo(f"Opening the data dir: indexes {engine.opened}.")
     counts = engine.reindex(reembed=reembed)
     click.echo(f"Embedded {counts['embedded']} records; indexed {counts['influencers']} influencers and "
                f"{counts['content']} content items.")
+
+
+main.add_command(reindex, "index")  # the name it had first
+
+
+@main.command()
+@data_dir_option
+def check(settings: Settings) -> None:
+    """Verify that the database and the saved indexes agree; exit with status 1 if they do not."""
+    from matcher.embedding import load_encoder
+    from matcher.indexing import IndexSet
+    from matcher.scoring import load_scoring
+    from matcher.store import Store
+
+    # No Engine: opening one would repair what this command is meant to report.
+    store = Store(settings.database_path)
+    index = IndexSet(store, load_encoder(settings.model, settings.batch_size), settings.data_dir,
+                     load_scoring(settings.scoring_file)["profile_vector"])
+    problems = index.check()
+    counts = {kind: store.count(kind) for kind in ("influencers", "content")}
+    click.echo(f"{settings.data_dir}: {counts['influencers']} influencers, {counts['content']} content items, "
+               f"database version {store.version}.")
+    if problems:
+        for problem in problems:
+            click.echo(f"  PROBLEM {problem}")
+        click.echo("Run `matcher reindex` to rebuild the indexes from the database (or start the server: it repairs).")
+        sys.exit(1)
+    click.echo("OK: the indexes agree with the database (records, vectors, model, version, full-text).")
+
+
+@main.command()
+@click.argument("record_id")
+@click.option("--kind", type=click.Choice(["influencers", "content"]), help="Needed only if both hold this id.")
+@data_dir_option
+def delete(settings: Settings, record_id: str, kind: str | None) -> None:
+    """Delete an influencer (with all their content) or a piece of content, from the database and the indexes."""
+    engine = open_engine(settings)
+    kind = kind or engine.kind_of(record_id)
+    deleted = engine.delete(kind, record_id)
+    extra = f" and their {len(deleted.content_keys)} pieces of content" if kind == "influencers" else ""
+    click.echo(f"Deleted {record_id}{extra}.")
 
 
 @main.command()

@@ -47,6 +47,13 @@ class NotFoundError(RelaisError):
     code = "not_found"
 
 
+class ConflictError(RelaisError):
+    """The record already exists (create with POST), or the request contradicts itself."""
+
+    status = 409
+    code = "conflict"
+
+
 class ConfigError(RelaisError):
     """A data file or setting is wrong; the message says which and how to fix it."""
 

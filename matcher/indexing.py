@@ -44,6 +44,8 @@ class IndexSet:
             return self._open()
 
     def _open(self) -> str:
+        for leftover in self.data_dir.glob(".*.faiss*.tmp"):
+            leftover.unlink(missing_ok=True)  # a save cut short by a crash; the files it was replacing are intact
         expect = {"model": self.encoder.name, "store_version": self.store.version, "dimension": self.encoder.dimension}
         try:
             loaded = {kind: VectorIndex.load(self.path(kind), expect) for kind in KINDS}
@@ -166,7 +168,7 @@ class IndexSet:
         version = self.store.version
         for kind in KINDS:
             meta = load_meta(self.path(kind))
-            if meta is None:
+            if meta is None or not self.path(kind).exists():
                 problems.append(f"{kind}: no index file")
                 continue
             if meta.get("model") != self.encoder.name:

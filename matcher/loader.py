@@ -55,26 +55,39 @@ class FileReport:
 
 
 def detect_kind(path: Path) -> str:
-    """'influencers' or 'content', from the file name or else from the first record's fields."""
+    """'influencers' or 'content', from the file name or else from its first record (or CSV header)."""
     name = path.name.lower()
     if "influencer" in name:
         return "influencers"
     if "content" in name:
         return "content"
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                if "format" in record or "influencer_id" in record:
-                    return "content"
-                if "platforms" in record or "category" in record:
-                    return "influencers"
+    with path.open("rb") as f:
+        return detect_kind_of_text(f.read(1 << 20), csv=name.endswith(".csv"), source=str(path))
+
+
+def detect_kind_of_text(raw: bytes, *, csv: bool, source: str = "the body") -> str:
+    """'influencers' or 'content', from the first record's fields (or the CSV header)."""
+    lines = raw.decode("utf-8", errors="replace").removeprefix("\ufeff").splitlines()
+    candidates: Iterable[Any] = [dict.fromkeys(next(iter(lines), "").split(","))] if csv else _json_objects(lines)
+    for record in candidates:
+        fields = {str(k).strip() for k in record}
+        if fields & {"format", "influencer_id"}:
+            return "content"
+        if fields & {"platforms", "category", "network", "followers"}:
+            return "influencers"
     raise InvalidRequestError(
-        f"Cannot tell whether {path} holds influencers or content: name it influencers*.jsonl or content*.jsonl."
-    )
+        f"Cannot tell whether {source} holds influencers or content: name the file influencers*.jsonl or "
+        "content*.jsonl, or pass kind=influencers|content.", {"kind": ["Required: cannot be told from the data."]})
+
+
+def _json_objects(lines: list[str]) -> Iterator[dict]:
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record
 
 
 def read_records(lines: Iterable[bytes | str], kind: str) -> Iterator[tuple[int, Influencer | Content] | Rejection]:

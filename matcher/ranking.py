@@ -129,6 +129,7 @@ class Ranker:
         fits = self._influencer_fits(target, list(found.rows.values()))
         weights = scoring.weights_for(self.config, target.moment, "influencer")
         profile_weight = self.config["relevance"]["influencer_profile_weight"]
+        publishing = self.store.content_counts(r["id"] for r in found.rows.values())
         ranked = []
         for key in found.keys:
             row = found.rows[key]
@@ -136,10 +137,10 @@ class Ranker:
             evidence = by_author.get(row["id"], [])[:3]
             if evidence:
                 best, why = evidence[0][1], f"best content {evidence[0][1]:.2f} «{_title(evidence[0][0])}»"
-            elif not pool.complete:
+            elif publishing.get(row["id"]):
                 best, why = 0.0, "none of their content among the closest"
-            else:
-                best, why = profile, "no content"
+            else:  # nothing published yet: a new influencer is judged on their profile alone
+                best, why = profile, "no content yet"
             value = profile_weight * profile + (1 - profile_weight) * best
             parts = {
                 "relevance": Part(value, weights["relevance"], f"profile {profile:.2f} ({_why_relevant(found, key, target)}), {why}"),

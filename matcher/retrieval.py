@@ -30,7 +30,6 @@ class Candidates:
     dense: dict[int, float]
     lexical: dict[int, float]
     relevance: dict[int, float]
-    complete: bool  # True when every record that passes the filters is here
 
     @property
     def keys(self) -> list[int]:
@@ -73,12 +72,14 @@ class Retriever:
             if len(kept) >= need or exhausted:
                 break
             k *= 4
-        keys = sorted(kept)
+        # A record another process committed a moment ago may be in the full-text index before it is in ours:
+        # it waits for the next refresh.
+        keys = sorted(k for k in kept if index.has(k))
         dense = dict(zip(keys, similarity(index.vectors(np.array(keys, dtype=np.int64))).tolist())) if keys else {}
         scores = dict(lexical.search(self.store.db, kind, expression, weights, len(keys), keys)) if expression else {}
         lexical_scores = {key: scores.get(key, 0.0) for key in keys}
         relevance = self._fuse(kind, keys, dense, lexical_scores, use_dense, expression is not None)
-        return Candidates({key: rows[key] for key in keys}, dense, lexical_scores, relevance, exhausted)
+        return Candidates({key: rows[key] for key in keys}, dense, lexical_scores, relevance)
 
     def _fuse(self, kind: str, keys: list[int], dense: dict[int, float], words: dict[int, float], use_dense: bool,
               use_words: bool) -> dict[int, float]:

@@ -122,6 +122,7 @@ class Store:
             db = sqlite_utils.Database(self.path)
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 10000")
+            db.execute("PRAGMA synchronous = FULL")  # with WAL: a commit survives a power cut, not only a crash
             self._local.db = db
         return db
 
@@ -135,13 +136,25 @@ class Store:
 
     @contextmanager
     def transaction(self, *, bump: bool = True) -> Iterator[sqlite_utils.Database]:
-        """One write transaction; bumps ``meta.version`` (so indexes know they are stale) unless told not to."""
+        """One write transaction: all of it commits, or none. Bumps ``meta.version`` (so indexes know they are
+        stale) unless told not to.
+
+        BEGIN IMMEDIATE takes SQLite's write lock at once, so a read-then-write cannot fail halfway because
+        another process wrote meanwhile. sqlite-utils' own writes join an open transaction (as savepoints);
+        outside one, each would commit by itself.
+        """
         with self._write_lock:
             db = self.db
-            with db.conn:
+            db.execute("BEGIN IMMEDIATE")
+            try:
                 if bump:
                     self._bump(db)
                 yield db
+            except BaseException:
+                if db.conn.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     @staticmethod
     def _bump(db: sqlite_utils.Database) -> None:
@@ -192,11 +205,12 @@ class Store:
 
     def delete(self, kind: str, record_id: str) -> Deleted | None:
         """Delete a record and its embedding; an influencer's content goes with them. None if there is no such id."""
-        with self.transaction() as db:
+        with self.transaction(bump=False) as db:
             found = db.execute(f"SELECT key, {'id' if kind == 'influencers' else 'influencer_id'} FROM {kind} "
                                "WHERE id = ?", [record_id]).fetchone()
             if found is None:
-                return None
+                return None  # nothing deleted, so not even the version changes
+            self._bump(db)
             key, ref = found
             content_keys = []
             if kind == "influencers":

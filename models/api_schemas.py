@@ -194,6 +194,34 @@ class HealthSchema(Schema):
     moments = fields.List(fields.String())
 
 
+class WrittenSchema(Schema):
+    outcome = fields.String(required=True, validate=validate.OneOf(["inserted", "updated", "unchanged"]))
+    record = fields.Dict(required=True)
+
+
+class DeletedSchema(Schema):
+    id = fields.String(required=True)
+    deleted = fields.Boolean(required=True)
+    content_deleted = fields.Integer(required=True)
+
+
+class RejectionSchema(Schema):
+    line = fields.Integer(required=True)
+    id = fields.String(allow_none=True)
+    reason = fields.String(required=True)
+
+
+class ImportReportSchema(Schema):
+    source = fields.String()
+    kind = fields.String(required=True)
+    lines = fields.Integer(required=True)
+    accepted = fields.Integer(required=True)
+    inserted = fields.Integer(required=True)
+    updated = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True)
+    rejected = fields.List(fields.Nested(RejectionSchema), required=True)
+
+
 class ErrorBodySchema(Schema):
     status = fields.Integer(required=True)
     code = fields.String(required=True)

@@ -1,0 +1,122 @@
+"""Records: read, create, replace and delete influencers and content; import files of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request, url_for
+from marshmallow import Schema, ValidationError
+
+from matcher.errors import ConflictError, InvalidRequestError
+from matcher.loader import detect_kind_of_text
+from matcher.render import content_record, influencer_record
+from models.api_schemas import DeletedSchema, ImportReportSchema, WrittenSchema
+from models.contract import ContentSchema, InfluencerSchema
+from routes import engine, json_body, reply
+
+bp = Blueprint("records", __name__, url_prefix="/v1")
+
+KINDS = {"influencers": (InfluencerSchema, influencer_record), "content": (ContentSchema, content_record)}
+
+
+def _read(kind: str, record_id: str) -> Any:
+    found = engine().influencer(record_id) if kind == "influencers" else engine().content(record_id)
+    return KINDS[kind][1](found)
+
+
+def _record(kind: str, path_id: str | None) -> Any:
+    """The body as a contract record; on PUT, the id comes from the path (a different one in the body is an error)."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationError({"_schema": ["The body must be a JSON object."]})
+    if path_id is not None:
+        if "id" in body and body["id"] != path_id:
+            raise InvalidRequestError("The id in the body differs from the id in the path.",
+                                      {"id": [f"Must be {path_id!r} or absent."]})
+        body = {**body, "id": path_id}
+    schema: Schema = KINDS[kind][0]()
+    return schema.load(body)
+
+
+def _written(kind: str, record_id: str, outcome: str) -> Any:
+    status = 201 if outcome == "inserted" else 200
+    location = url_for(f"records.get_{'influencer' if kind == 'influencers' else 'content'}", record_id=record_id)
+    hidden = engine().influencer(record_id, hidden=True) if kind == "influencers" else engine().content(record_id, hidden=True)
+    return reply(WrittenSchema(), {"outcome": outcome, "record": KINDS[kind][1](hidden)}, status, {"Location": location})
+
+
+def _create(kind: str) -> Any:
+    record = _record(kind, None)
+    if engine().store.keys_by_id(kind, [record.id]):
+        raise ConflictError(f"{record.id!r} already exists: PUT to {request.path}/{record.id} to replace it.",
+                            {"id": ["Already exists."]})
+    return _written(kind, record.id, engine().put(kind, record).outcome)
+
+
+def _replace(kind: str, record_id: str) -> Any:
+    record = _record(kind, record_id)
+    return _written(kind, record.id, engine().put(kind, record).outcome)
+
+
+def _delete(kind: str, record_id: str) -> Any:
+    deleted = engine().delete(kind, record_id)
+    return reply(DeletedSchema(), {"id": record_id, "deleted": True, "content_deleted": len(deleted.content_keys)})
+
+
+@bp.get("/influencers/<path:record_id>")
+def get_influencer(record_id: str) -> Any:
+    """One influencer as in the data contract, with their audience and content count."""
+    return _read("influencers", record_id)
+
+
+@bp.post("/influencers")
+def create_influencer() -> Any:
+    """Create an influencer (409 if the id exists); searchable as soon as the answer arrives."""
+    return _create("influencers")
+
+
+@bp.put("/influencers/<path:record_id>")
+def replace_influencer(record_id: str) -> Any:
+    """Create or replace an influencer; ``opted_out: true`` keeps the record but hides it and its content."""
+    return _replace("influencers", record_id)
+
+
+@bp.delete("/influencers/<path:record_id>")
+def delete_influencer(record_id: str) -> Any:
+    """Forget an influencer: the record, their content and their vectors are deleted."""
+    return _delete("influencers", record_id)
+
+
+@bp.get("/content/<path:record_id>")
+def get_content(record_id: str) -> Any:
+    """One piece of content as in the data contract, with its network and author."""
+    return _read("content", record_id)
+
+
+@bp.post("/content")
+def create_content() -> Any:
+    """Create a piece of content (409 if the id exists); its author must exist."""
+    return _create("content")
+
+
+@bp.put("/content/<path:record_id>")
+def replace_content(record_id: str) -> Any:
+    """Create or replace a piece of content."""
+    return _replace("content", record_id)
+
+
+@bp.delete("/content/<path:record_id>")
+def delete_content(record_id: str) -> Any:
+    """Delete a piece of content and its vector."""
+    return _delete("content", record_id)
+
+
+@bp.post("/import")
+def import_records() -> Any:
+    """Import JSON Lines (or CSV with a header, as text/csv) in the data contract: one transaction, a report of
+    every line. ``?kind=influencers|content``, or it is told from the first record."""
+    raw = request.get_data(cache=False)
+    is_csv = request.mimetype == "text/csv" or request.args.get("format") == "csv"
+    kind = request.args.get("kind") or detect_kind_of_text(raw, csv=is_csv)
+    report = engine().import_lines(kind, raw.splitlines(keepends=True), "request body", csv=is_csv)
+    return reply(ImportReportSchema(), report.as_dict())

@@ -1,0 +1,242 @@
+"""Data lifecycle over the API: create, replace, delete, import; the indexes always agree with the database."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from api import create_app
+from matcher.cli import main
+from matcher.config import Settings
+from matcher.service import Engine
+from models.contract import ContentSchema
+
+ZOE = {"id": "inf-zoe", "name": "Zoé Capteurs", "bio": "Je démonte les détecteurs de fumée pour voir ce qu'il y a "
+       "dedans.", "topics": ["domotique", "démontage"], "category": "affinity", "language": "fr", "country": "FR",
+       "platforms": [{"network": "youtube", "handle": "@zoe", "followers": 5000, "engagement_rate": 0.05}]}
+TEARDOWN = {"id": "cnt-zoe-01", "influencer_id": "inf-zoe", "title": "J'ai démonté le détecteur de fumée Homelive",
+            "text": "Pile lithium, chambre optique, module Z-Wave : tout ce qu'il y a dans le boîtier, photos à l'appui.",
+            "format": "review", "language": "fr", "published_at": "2026-11-20", "topics": ["démontage"],
+            "products": ["homelive"]}
+QUERY = {"moment": "technical_validation", "query": "démontage du détecteur de fumée", "limit": 5}
+
+
+@pytest.fixture
+def app(homelive_copy):
+    return create_app({"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def send(client, method, url, body):
+    return getattr(client, method)(url, data=body if isinstance(body, (str, bytes)) else json.dumps(body))
+
+
+def found(client, query=QUERY):
+    body = send(client, "post", "/v1/match", query).get_json()
+    return {r["id"] for r in body["influencers"]} | {r["id"] for r in body["content"]}
+
+
+def test_create_is_searchable_at_once_and_create_twice_conflicts(client, app):
+    response = send(client, "post", "/v1/influencers", ZOE)
+    assert response.status_code == 201 and response.headers["Location"] == "/v1/influencers/inf-zoe"
+    assert response.get_json()["outcome"] == "inserted" and response.get_json()["record"]["name"] == "Zoé Capteurs"
+    assert send(client, "post", "/v1/content", TEARDOWN).status_code == 201
+    assert {"inf-zoe", "cnt-zoe-01"} <= found(client)
+    again = send(client, "post", "/v1/influencers", ZOE)
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "conflict"
+    assert app.extensions["relais"].check() == []
+
+
+@pytest.mark.parametrize(("body", "status", "outcome"), [
+    (ZOE, 201, "inserted"),
+    ({k: v for k, v in ZOE.items() if k != "id"}, 201, "inserted"),       # id from the path
+])
+def test_put_creates(client, body, status, outcome):
+    response = send(client, "put", "/v1/influencers/inf-zoe", body)
+    assert response.status_code == status and response.get_json()["outcome"] == outcome
+
+
+def test_put_twice_is_unchanged_and_an_edit_changes_results(client, app):
+    send(client, "put", "/v1/influencers/inf-zoe", ZOE)
+    send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
+    version = app.extensions["relais"].store.version
+    repeat = send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
+    assert repeat.status_code == 200 and repeat.get_json()["outcome"] == "unchanged"
+    assert app.extensions["relais"].store.version == version
+    edited = {**TEARDOWN, "title": "Recette : le far breton de ma grand-mère", "text": "Pruneaux, lait entier, four à 200.",
+              "format": "blog_post", "products": [], "topics": ["cuisine"]}
+    assert send(client, "put", "/v1/content/cnt-zoe-01", edited).get_json()["outcome"] == "updated"
+    assert "cnt-zoe-01" not in found(client)
+    assert "cnt-zoe-01" in found(client, {"moment": "desirability", "query": "far breton aux pruneaux", "limit": 3})
+    assert app.extensions["relais"].check() == []
+
+
+def test_moving_a_piece_to_another_author_updates_both(client, app):
+    engine = app.extensions["relais"]
+    send(client, "put", "/v1/influencers/inf-zoe", ZOE)
+    send(client, "put", "/v1/influencers/inf-max", {**ZOE, "id": "inf-max", "name": "Max", "bio": ""})
+    send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
+    zoe_key, max_key = (engine.store.keys_by_id("influencers", [i])[i] for i in ("inf-zoe", "inf-max"))
+    before = engine.index.indexes["influencers"].vectors([zoe_key, max_key]).copy()
+    send(client, "put", "/v1/content/cnt-zoe-01", {**TEARDOWN, "influencer_id": "inf-max"})
+    after = engine.index.indexes["influencers"].vectors([zoe_key, max_key])
+    assert not (before[0] == after[0]).all() and not (before[1] == after[1]).all()
+    assert engine.check() == []
+
+
+BAD_WRITES = [  # (method, url, body, status, code, field)
+    ("put", "/v1/influencers/inf-zoe", {**ZOE, "id": "inf-other"}, 400, "invalid_request", "id"),
+    ("put", "/v1/influencers/inf-zoe", {**ZOE, "category": "celebrity"}, 400, "invalid_request", "category"),
+    ("post", "/v1/influencers", {**ZOE, "platforms": [{"network": "x", "followers": -1}]}, 400, "invalid_request",
+     "platforms"),
+    ("post", "/v1/influencers", "[]", 400, "invalid_request", "_schema"),
+    ("post", "/v1/influencers", "{oops", 400, "malformed_json", None),
+    ("post", "/v1/content", {**TEARDOWN, "influencer_id": "inf-nobody"}, 400, "invalid_request", "influencer_id"),
+    ("post", "/v1/content", {**TEARDOWN, "format": "podcast"}, 400, "invalid_request", "format"),
+    ("delete", "/v1/content/cnt-nothing", None, 404, "not_found", None),
+    ("delete", "/v1/influencers/inf-nobody", None, 404, "not_found", None),
+    ("post", "/v1/import?kind=people", "{}", 400, "invalid_request", "kind"),
+    ("post", "/v1/import", "hello\n", 400, "invalid_request", "kind"),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "body", "status", "code", "field"), BAD_WRITES)
+def test_bad_writes_change_nothing(client, app, method, url, body, status, code, field):
+    version = app.extensions["relais"].store.version
+    response = getattr(client, method)(url, data=None if body is None else
+                                       body if isinstance(body, str) else json.dumps(body))
+    payload = response.get_json()
+    assert response.status_code == status and payload["error"]["code"] == code
+    if field:
+        assert field in payload["error"]["fields"]
+    assert app.extensions["relais"].store.version == version
+
+
+def test_opt_out_hides_everything_but_keeps_the_record(client, app):
+    send(client, "put", "/v1/influencers/inf-zoe", ZOE)
+    send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
+    engine = app.extensions["relais"]
+    assert send(client, "put", "/v1/influencers/inf-zoe", {**ZOE, "opted_out": True}).get_json()["outcome"] == "updated"
+    assert not {"inf-zoe", "cnt-zoe-01"} & found(client)
+    assert client.get("/v1/influencers/inf-zoe").status_code == 404
+    assert client.get("/v1/content/cnt-zoe-01").status_code == 404
+    assert engine.store.row_by_id("influencers", "inf-zoe")["opted_out"] is True  # kept for the audit trail
+    keys = engine.store.keys_by_id("influencers", ["inf-zoe"])["inf-zoe"], engine.store.keys_by_id("content", ["cnt-zoe-01"])["cnt-zoe-01"]
+    assert not engine.index.indexes["influencers"].has(keys[0]) and not engine.index.indexes["content"].has(keys[1])
+    send(client, "put", "/v1/influencers/inf-zoe", ZOE)  # opting back in
+    assert {"inf-zoe", "cnt-zoe-01"} <= found(client)
+    assert engine.check() == []
+
+
+def test_delete_forgets_the_influencer_and_their_content(client, app):
+    engine = app.extensions["relais"]
+    send(client, "put", "/v1/influencers/inf-zoe", ZOE)
+    send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
+    counts = {k: i.count for k, i in engine.index.indexes.items()}
+    response = client.delete("/v1/influencers/inf-zoe")
+    assert response.status_code == 200 and response.get_json() == {"id": "inf-zoe", "deleted": True, "content_deleted": 1}
+    assert not {"inf-zoe", "cnt-zoe-01"} & found(client)
+    assert engine.store.row_by_id("content", "cnt-zoe-01") is None
+    assert {k: i.count for k, i in engine.index.indexes.items()} == {k: v - 1 for k, v in counts.items()}
+    assert engine.check() == []
+
+
+def test_import_jsonl_reports_each_line_and_is_idempotent(client, app):
+    body = "\n".join([json.dumps(ZOE), "{broken", json.dumps({**ZOE, "id": "inf-kim", "name": "Kim"}),
+                      json.dumps({**ZOE, "id": "inf-bad", "category": "?"})]) + "\n"
+    first = send(client, "post", "/v1/import?kind=influencers", body).get_json()
+    assert (first["inserted"], first["updated"], first["unchanged"]) == (2, 0, 0)
+    assert [(r["line"], r["reason"][:12]) for r in first["rejected"]] == [(2, "invalid JSON"), (4, "category: Mu")]
+    version = app.extensions["relais"].store.version
+    second = send(client, "post", "/v1/import", body).get_json()  # kind told from the records this time
+    assert (second["inserted"], second["updated"], second["unchanged"], len(second["rejected"])) == (0, 0, 2, 2)
+    assert app.extensions["relais"].store.version == version
+
+
+def test_import_csv(client, app):
+    send(client, "put", "/v1/influencers/inf-zoe", ZOE)
+    rows = ("id,influencer_id,title,text,format,language,published_at,topics,products,likes,comments\n"
+            'cnt-zoe-02,inf-zoe,"Sirène : 105 dB, vraiment ?","Mesurée à un mètre, sonomètre calibré.",review,fr,'
+            "2026-11-21,mesures|sirène,homelive,40,3\n"
+            "cnt-zoe-03,inf-zoe,,,tweet,fr,2026-11-22,,,,\n")
+    report = client.post("/v1/import", data=rows, content_type="text/csv").get_json()
+    assert report["kind"] == "content" and report["inserted"] == 1
+    assert report["rejected"] == [{"line": 3, "id": "cnt-zoe-03", "reason": "text: title and text are both empty: "
+                                                                           "nothing to match on."}]
+    piece = client.get("/v1/content/cnt-zoe-02").get_json()
+    assert piece["topics"] == ["mesures", "sirène"] and piece["engagement"]["likes"] == 40
+    assert app.extensions["relais"].check() == []
+
+
+def test_readers_never_see_half_an_import(client, app):
+    """While an import of 40 people is written, every search sees none of them or all of them."""
+    people = [{**ZOE, "id": f"inf-wombat-{i}", "name": f"Wombat Quokka {i}", "bio": "Wombat quokka numbat."}
+              for i in range(40)]
+    body = "\n".join(json.dumps(p) for p in people)
+    query = {"moment": "discovery", "query": "wombat quokka numbat", "limit": 100, "types": ["influencers"]}
+    seen: list[int] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def search() -> None:
+        reader = app.test_client()
+        while not done.is_set():
+            try:
+                ids = {r["id"] for r in send(reader, "post", "/v1/match", query).get_json()["influencers"]}
+                seen.append(sum(i.startswith("inf-wombat-") for i in ids))
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+
+    threads = [threading.Thread(target=search) for _ in range(2)]
+    for t in threads:
+        t.start()
+    report = send(client, "post", "/v1/import?kind=influencers", body).get_json()
+    done.set()
+    for t in threads:
+        t.join()
+    assert report["inserted"] == 40 and not errors and seen
+    assert set(seen) <= {0, 40}, sorted(set(seen))
+
+
+def test_an_index_left_behind_by_a_crash_is_repaired_on_start(homelive_copy):
+    """A crash between the commit and the index save leaves the database ahead of the index files."""
+    writer = Engine(Settings(data_dir=homelive_copy)).writer
+    record = ContentSchema().load({**TEARDOWN, "id": "cnt-cargo", "influencer_id": None, "products": [],
+                                   "title": "Vélo cargo électrique : mon essai", "text": "Trois mois à Lyon."})
+    text = writer._text("content", record)
+    row = writer._row("content", record, text)
+    writer.store.upsert("content", [row], {"cnt-cargo": (row["text_hash"], writer.encoder.encode([text])[0])},
+                        writer.encoder.name)  # committed; the indexes never hear of it
+    (homelive_copy / ".content.faiss.1234.tmp").write_bytes(b"half a file")
+    engine = Engine(Settings(data_dir=homelive_copy))
+    assert engine.opened.startswith("repaired") and "store_version" in engine.opened
+    assert not (homelive_copy / ".content.faiss.1234.tmp").exists()
+    assert engine.check() == []
+    hits = engine.match("desirability", "vélo cargo électrique", limit=3, types=["content"]).content
+    assert hits[0].row["id"] == "cnt-cargo"
+
+
+def test_writes_from_another_process_are_seen(homelive_copy, influencers):
+    engine = Engine(Settings(data_dir=homelive_copy))
+    someone = next(i for i, r in influencers.items() if not r.get("opted_out") and r["category"] == "partner")
+    assert someone in {r.row["id"] for r in engine.match("technical_validation", limit=100).influencers}
+    result = CliRunner().invoke(main, ["delete", "--data-dir", str(homelive_copy), someone])
+    assert result.exit_code == 0 and "Deleted" in result.output
+    assert someone not in {r.row["id"] for r in engine.match("technical_validation", limit=100).influencers}
+
+
+def test_check_command_reports_and_fails(homelive_copy):
+    ok = CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)])
+    assert ok.exit_code == 0 and "OK: the indexes agree" in ok.output
+    (homelive_copy / "influencers.faiss").unlink()
+    bad = CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)])
+    assert bad.exit_code == 1 and "PROBLEM influencers: no index file" in bad.output
+    assert CliRunner().invoke(main, ["reindex", "--data-dir", str(homelive_copy)]).exit_code == 0
+    assert CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)]).exit_code == 0
