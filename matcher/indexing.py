@@ -8,8 +8,10 @@ A write changes the indexes in memory under the write lock, then they are saved 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ class IndexSet:
         self.lock = ReadWriteLock()
         self.indexes: dict[str, VectorIndex] = {}
         self.version = -1  # the store version the indexes in memory reflect
+        self._local_writes = 0  # writes of this process committed and not yet synced
+        self._counter = threading.Lock()
 
     # -- opening and rebuilding -----------------------------------------------------------------
 
@@ -76,8 +80,8 @@ class IndexSet:
 
     def refresh(self) -> None:
         """Catch up with writes made by another process (a CLI import while the server runs)."""
-        if self.store.version == self.version:
-            return
+        if self.store.version == self.version or self._local_writes:
+            return  # up to date, or our own write is about to be synced
         with self.lock.writing():
             if self.store.version != self.version:
                 logger.info("the database changed outside this process: reopening the indexes")
@@ -118,11 +122,25 @@ class IndexSet:
 
     # -- following writes -----------------------------------------------------------------------
 
-    def sync(self, influencer_keys: Iterable[int], content_keys: Iterable[int]) -> None:
-        """Bring these keys in line with the store: (re)add visible records, remove the others.
+    @contextmanager
+    def following(self) -> Iterator[None]:
+        """Around a write of this process: from before its commit until its sync, readers do not mistake it
+        for another process's write (and reopen the indexes)."""
+        with self._counter:
+            self._local_writes += 1
+        try:
+            yield
+        finally:
+            with self._counter:
+                self._local_writes -= 1
 
-        The caller holds the write lock. An influencer's vector mixes in their content, so the authors of the
-        given content must be among ``influencer_keys``.
+    def sync(self, influencer_keys: Iterable[int], content_keys: Iterable[int], version: int) -> None:
+        """Bring these keys in line with the store after the write that made ``version``: (re)add visible
+        records, remove the others. The caller holds the write lock.
+
+        An influencer's vector mixes in their content, so the authors of the given content must be among
+        ``influencer_keys``. If another process wrote meanwhile (``version`` is not the next one), the indexes
+        are marked stale and the next refresh reopens them.
         """
         content_keys = sorted(set(content_keys))
         if content_keys:
@@ -134,7 +152,7 @@ class IndexSet:
             keys, vectors = self._influencer_vectors(influencer_keys)
             self.indexes["influencers"].remove(np.array(influencer_keys))
             self.indexes["influencers"].add(keys, vectors)
-        self.version = self.store.version
+        self.version = version if version == self.version + 1 else -1
 
     def save(self) -> None:
         """Write both index files (the caller holds at least the read lock, so no write runs meanwhile)."""

@@ -99,6 +99,7 @@ class Deleted(NamedTuple):
     key: int
     content_keys: list[int]  # an influencer's content, deleted with them
     author_id: str | None  # a piece of content's author, whose vector changes
+    version: int  # the store version this delete made
 
 
 def now_iso() -> str:
@@ -157,8 +158,10 @@ class Store:
             db.execute("COMMIT")
 
     @staticmethod
-    def _bump(db: sqlite_utils.Database) -> None:
+    def _bump(db: sqlite_utils.Database) -> int:
+        """Count one more write (inside the transaction making it); returns the new version."""
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'version'")
+        return int(db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
 
     @property
     def version(self) -> int:
@@ -172,14 +175,16 @@ class Store:
     # -- writes ---------------------------------------------------------------------------------
 
     def upsert(self, kind: str, rows: list[dict[str, Any]], vectors: dict[str, tuple[str, np.ndarray]],
-               model: str) -> list[Written]:
+               model: str) -> tuple[list[Written], int | None]:
         """Insert or update rows and store their new embeddings, all in one transaction.
 
         ``rows`` hold a record's columns and its derived ones (``text_hash``, and ``network`` for content);
         ``vectors`` maps a record id to (text_hash, vector) for the records whose text needs a new embedding.
-        A repeat of what is stored changes nothing, not even the version.
+        A repeat of what is stored changes nothing, not even the version. Returns what happened to each row,
+        and the version this write made (None if it changed nothing).
         """
         written = []
+        version = None
         with self.transaction(bump=False) as db:
             for row in rows:
                 row = {**row, "record_hash": _record_hash(row)}
@@ -200,8 +205,8 @@ class Store:
                     db["embeddings"].insert({"kind": kind, "key": key, "model": model, "text_hash": text_hash,
                                              "vector": _to_blob(vector)}, pk=("kind", "key"), replace=True)
             if any(w.outcome != "unchanged" for w in written) or vectors:
-                self._bump(db)
-        return written
+                version = self._bump(db)
+        return written, version
 
     def delete(self, kind: str, record_id: str) -> Deleted | None:
         """Delete a record and its embedding; an influencer's content goes with them. None if there is no such id."""
@@ -210,7 +215,7 @@ class Store:
                                "WHERE id = ?", [record_id]).fetchone()
             if found is None:
                 return None  # nothing deleted, so not even the version changes
-            self._bump(db)
+            version = self._bump(db)
             key, ref = found
             content_keys = []
             if kind == "influencers":
@@ -221,7 +226,7 @@ class Store:
                     db.execute(f"DELETE FROM content WHERE key IN ({marks})", chunk)
             db.execute("DELETE FROM embeddings WHERE kind = ? AND key = ?", [kind, key])
             db.execute(f"DELETE FROM {kind} WHERE key = ?", [key])
-        return Deleted(key, content_keys, None if kind == "influencers" else ref)
+        return Deleted(key, content_keys, None if kind == "influencers" else ref, version)
 
     def save_embeddings(self, kind: str, model: str, items: Iterable[tuple[int, str, np.ndarray]]) -> None:
         """Store (key, text_hash, vector) for ``kind``, replacing what was there."""

@@ -65,15 +65,17 @@ class Writer:
 
     def delete(self, kind: str, record_id: str) -> Deleted:
         """Delete a record (an influencer with all their content) from the store and the indexes at once."""
-        with self._one_writer, self.indexes.lock.writing():
+        with self._one_writer, self.indexes.following():
             deleted = self.store.delete(kind, record_id)
             if deleted is None:
                 raise NotFoundError(f"No {'influencer' if kind == 'influencers' else 'content'} with id {record_id!r}.")
             if kind == "influencers":
-                self.indexes.sync([deleted.key], deleted.content_keys)
+                affected = [deleted.key], deleted.content_keys
             else:
-                authors = list(self.store.keys_by_id("influencers", [deleted.author_id] if deleted.author_id else []).values())
-                self.indexes.sync(authors, [deleted.key])
+                author = [deleted.author_id] if deleted.author_id else []
+                affected = list(self.store.keys_by_id("influencers", author).values()), [deleted.key]
+            with self.indexes.lock.writing():
+                self.indexes.sync(*affected, deleted.version)
         with self.indexes.lock.reading():
             self.indexes.save()
         return deleted
@@ -86,12 +88,16 @@ class Writer:
         hashes = {row["id"]: row["text_hash"] for row in rows}
         stale = self.store.embedding_needed(kind, hashes, self.encoder.name)
         vectors = self._encode(kind, [(i, texts[i]) for i in stale], hashes, progress)
-        with self.indexes.lock.writing():
-            written = self.store.upsert(kind, rows, vectors, self.encoder.name)
+        # The commit waits for no search; only bringing the indexes in line does (milliseconds). Until then a
+        # search sees the new rows but not their vectors, and leaves them out: an import appears all at once.
+        with self.indexes.following():
+            written, version = self.store.upsert(kind, rows, vectors, self.encoder.name)
             # changed: a new or edited record, or one whose embedding was redone (e.g. after a model change)
             changed = [(w, row) for w, row in zip(written, rows) if w.outcome != "unchanged" or row["id"] in vectors]
             if changed:
-                self.indexes.sync(*self._affected(kind, changed))
+                affected = self._affected(kind, changed)
+                with self.indexes.lock.writing():
+                    self.indexes.sync(*affected, version)
         if changed:
             with self.indexes.lock.reading():
                 self.indexes.save()
