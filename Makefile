@@ -18,9 +18,9 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-serve: install  ## load the Homelive fixtures on first run, then serve the API on localhost:$(PORT)
+serve: install  ## load the Homelive fixtures on first run, then serve the API on localhost:$(PORT) (dev mode: no keys)
 	$(PY) -m matcher load --if-empty $(FIXTURES)
-	$(PY) -m matcher serve --port $(PORT)
+	$(PY) -m matcher serve --dev --port $(PORT)
 
 test: install  ## run the test suite (real model, SQLite, FAISS and HTTP server)
 	$(PY) -m pytest -q

@@ -1,4 +1,4 @@
-"""The Flask app: configuration, the engine, the blueprints in ``routes/``, and errors in one shape."""
+"""The Flask app: configuration, the engine, the guard, the blueprints in ``routes/``, and errors in one shape."""
 
 from __future__ import annotations
 
@@ -13,19 +13,24 @@ from werkzeug.exceptions import HTTPException
 from matcher.config import Settings
 from matcher.errors import RelaisError
 from matcher.service import Engine
-from routes import matching, records, system
+from routes import docs, guard, matching, records, system
 
 logger = logging.getLogger("relais.api")
 
-DEFAULTS = {
-    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # an import of ~40k records; a request above gets 413
+DEFAULTS: dict[str, Any] = {
+    "DEV_MODE": False,  # True: no key needed, every caller is admin (local trials only; `serve --dev`)
+    "RATE_LIMITS": {"widget": "120 per minute", "planner": "600 per minute", "admin": "600 per minute",
+                    "anonymous": "300 per minute"},  # anonymous: per address, on public routes and in dev mode
+    "RATELIMIT_STORAGE_URI": "memory://",  # e.g. redis://host:6379 when several processes serve
+    "CACHE_MAX_AGE": 300,  # seconds a page or CDN may keep a GET /v1/match answer
+    "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # the largest body of any route (imports); each route has its own
     "WARM_DETECTOR": True,
 }
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Defaults, then ``RELAIS_*`` environment variables, then ``config`` (e.g. a test's dict)."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("RELAIS")
     app.config.update(config or {})
@@ -35,8 +40,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["relais"] = engine
     if app.config["WARM_DETECTOR"]:
         engine.detector  # fit now, so that no customer waits for it  # noqa: B018
-    for blueprint in (matching.bp, records.bp, system.bp):
+    if app.config["DEV_MODE"]:
+        logger.warning("DEV MODE: no API key is checked and every caller is admin. For local trials only.")
+    for blueprint in (matching.bp, records.bp, system.bp, docs.bp):
         app.register_blueprint(blueprint)
+    guard.install(app)
     app.register_error_handler(ValidationError, _invalid)
     app.register_error_handler(RelaisError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -47,11 +55,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 # -- errors: one shape, {"error": {status, code, message, fields?}} --------------------------------
 
 
-def error(status: int, code: str, message: str, fields: Any = None) -> Any:
+def error(status: int, code: str, message: str, fields: Any = None, headers: Mapping[str, str] | None = None) -> Any:
     body: dict[str, Any] = {"status": status, "code": code, "message": message}
     if fields:
         body["fields"] = fields
-    return jsonify({"error": body}), status
+    return jsonify({"error": body}), status, dict(headers or {})
 
 
 def _invalid(e: ValidationError) -> Any:
@@ -61,12 +69,16 @@ def _invalid(e: ValidationError) -> Any:
 def _domain_error(e: RelaisError) -> Any:
     if e.status >= 500:
         logger.exception("engine error")
-    return error(e.status, e.code, e.message, e.fields)
+    return error(e.status, e.code, e.message, e.fields, e.headers)
 
 
 def _http_error(e: HTTPException) -> Any:
     code = (e.name or "error").lower().replace(" ", "_")
-    return error(e.code or 500, code, e.description or e.name)
+    headers = {k: v for k, v in e.get_headers() if k.lower() in ("retry-after", "allow")}
+    message = e.description or e.name
+    if e.code == 429:  # Flask-Limiter's description is the limit itself, e.g. '120 per 1 minute'
+        message = f"Too many requests: this key may make {e.description}. Wait and retry (see Retry-After)."
+    return error(e.code or 500, code, message, headers=headers)
 
 
 def _unexpected(e: Exception) -> Any:

@@ -52,7 +52,7 @@ def copies(times: int, prefix: str) -> list[bytes]:
 
 def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="relais-bench-"))
-    app = create_app({"DATA_DIR": str(data), "WARM_DETECTOR": False})
+    app = create_app({"DATA_DIR": str(data), "WARM_DETECTOR": False, "DEV_MODE": True})
     engine = app.extensions["relais"]
     client = app.test_client()
     engine.load([FIXTURES / "influencers.jsonl", FIXTURES / "content.jsonl"])

@@ -247,17 +247,72 @@ def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--dev", is_flag=True, help="No API keys: every caller is admin. Local trials only (loopback hosts).")
 @data_dir_option
-def serve(settings: Settings, host: str, port: int, threads: int) -> None:
-    """Serve the HTTP API with waitress (a production WSGI server)."""
+def serve(settings: Settings, host: str, port: int, threads: int, dev: bool) -> None:
+    """Serve the HTTP API with waitress (a production WSGI server); logs are JSON lines on stderr."""
     import waitress
 
     from api import create_app
+    from routes.guard import JsonFormatter
 
-    logging.getLogger("matcher").setLevel(logging.INFO)
-    app = create_app({"DATA_DIR": str(settings.data_dir)})
-    click.echo(f"Relais serving {settings.data_dir} on http://{host}:{port}", err=True)
+    if dev and host not in ("127.0.0.1", "localhost", "::1"):
+        raise click.UsageError("--dev turns authentication off: it only listens on 127.0.0.1, localhost or ::1.")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("faiss").setLevel(logging.WARNING)
+    app = create_app({"DATA_DIR": str(settings.data_dir), "DEV_MODE": dev})
+    mode = "DEV MODE (no keys)" if dev else "API keys required (python -m matcher keys create)"
+    click.echo(f"Relais serving {settings.data_dir} on http://{host}:{port} — {mode}", err=True)
     waitress.serve(app, host=host, port=port, threads=threads, ident="relais")
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.option("--role", required=True, type=click.Choice(["widget", "planner", "admin"]))
+@click.option("--origin", "origins", multiple=True, help="A web origin allowed to use the key (repeatable; required "
+                                                         "for widget keys), e.g. https://www.example.com.")
+@click.option("--label", default="", help="What the key is for.")
+@data_dir_option
+def create_key(settings: Settings, role: str, origins: tuple[str, ...], label: str) -> None:
+    """Create a key and print it (it is stored hashed: this is the only time it is shown)."""
+    from matcher.keys import create_key as create
+    from matcher.store import Store
+
+    record, key = create(Store(settings.database_path), role, origins, label)
+    click.echo(key)
+    where = f" from {', '.join(record.origins)}" if record.origins else ""
+    click.echo(f"Created {role} key {record.key_id}{where}. Store it now: it cannot be shown again.", err=True)
+
+
+@keys.command("list")
+@data_dir_option
+def list_keys(settings: Settings) -> None:
+    """List keys: id, role, origins, label, created, revoked."""
+    from matcher.keys import list_keys as listed
+    from matcher.store import Store
+
+    rows = [(k.key_id, k.role, ",".join(k.origins) or "-", k.label or "-", k.created_at[:10], (k.revoked_at or "")[:10])
+            for k in listed(Store(settings.database_path))]
+    _table(rows, ["key id", "role", "origins", "label", "created", "revoked"])
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@data_dir_option
+def revoke_key(settings: Settings, key_id: str) -> None:
+    """Revoke a key at once: its next request gets 401."""
+    from matcher.keys import revoke_key as revoke
+    from matcher.store import Store
+
+    if not revoke(Store(settings.database_path), key_id):
+        raise click.ClickException(f"No active key {key_id!r}.")
+    click.echo(f"Revoked {key_id}.")
 
 
 def _has_records(settings: Settings) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 
 class RelaisError(Exception):
-    """Base class: ``status`` and ``code`` say how the edges should report it."""
+    """Base class: ``status`` and ``code`` say how the edges should report it (``headers``: HTTP headers to add)."""
 
     status = 500
     code = "internal_error"
+    headers: dict[str, str] = {}
 
     def __init__(self, message: str, fields: dict | None = None):
         super().__init__(message)
@@ -38,6 +39,21 @@ class UnknownMomentError(InvalidRequestError):
             f"Unknown moment {moment!r}; valid moments are: {', '.join(known)}.",
             {"moment": [f"Must be one of: {', '.join(known)}."]},
         )
+
+
+class UnauthorizedError(RelaisError):
+    """No API key, or one that is unknown or revoked."""
+
+    status = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="relais"'}
+
+
+class ForbiddenError(RelaisError):
+    """A valid key that may not do this (its role), or a widget key used from an origin it is not bound to."""
+
+    status = 403
+    code = "forbidden"
 
 
 class NotFoundError(RelaisError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ class Engine:
         self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
         self.ranker = Ranker(self.store, self.index.indexes, self.scoring)
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
+        self.fingerprint = _fingerprint(settings, self.encoder.name)
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -193,6 +195,12 @@ class Engine:
                 return kind
         raise NotFoundError(f"No influencer or content with id {record_id!r}.")
 
+    def state_tag(self) -> str:
+        """Changes whenever an answer may: data written, configuration or model changed, or a new day
+        (freshness counts days). What HTTP caches key on."""
+        today = datetime.now(timezone.utc).date().isoformat()
+        return f"{self.store.version}.{self.fingerprint}.{today}"
+
     # -- keeping the indexes right --------------------------------------------------------------
 
     def reindex(self, *, reembed: bool = False, progress: Progress | None = None) -> dict[str, int]:
@@ -203,6 +211,14 @@ class Engine:
     def check(self) -> list[str]:
         """Problems between the database and the saved indexes; empty when they agree."""
         return self.index.check()
+
+
+def _fingerprint(settings: Settings, model: str) -> str:
+    """A short hash of what shapes every answer besides the data: the moments and scoring files, the model."""
+    digest = hashlib.sha256(model.encode())
+    for path in (settings.moments_file, settings.scoring_file):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _counting(lines: Iterable[bytes], name: str, progress: Progress | None) -> Iterable[bytes]:

@@ -84,6 +84,17 @@ MIGRATIONS = [
     INSERT INTO meta (name, value) VALUES ('version', '0');
     """,
     lexical.fts_migration(),  # 2: full-text search over both tables, kept in step by triggers
+    """
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,                    -- public part of the key, shown in lists and logs
+        secret_hash TEXT NOT NULL,                  -- SHA-256 of the whole key: the key itself is never stored
+        role TEXT NOT NULL,
+        origins TEXT NOT NULL DEFAULT '[]',         -- JSON list of allowed browser origins
+        label TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    """,
 ]
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from models.contract import ContentSchema, InfluencerSchema
 from models.records import CATEGORIES, FORMATS
 
 RESULT_TYPES = ("influencers", "content")
@@ -50,15 +51,21 @@ class MatchRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    moment = fields.String(load_default=None, validate=validate.Length(min=1, max=50))
-    query = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=MAX_QUERY))
-    text = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_QUERY))
+    moment = fields.String(load_default=None, validate=validate.Length(min=1, max=50),
+                           metadata={"description": "A moment from GET /v1/moments. Required unless text is sent."})
+    query = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=MAX_QUERY),
+                          metadata={"description": "A planner's brief or a page's context."})
+    text = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_QUERY),
+                         metadata={"description": "A customer's words (chatbots): without a moment, the moment is "
+                                                  "detected from them; they are the query."})
     filters = fields.Nested(FiltersSchema, load_default=dict)
-    limit = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_LIMIT))
+    limit = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_LIMIT),
+                           metadata={"description": "Results per list."})
     types = fields.List(
         fields.String(validate=validate.OneOf(RESULT_TYPES)),
         load_default=lambda: list(RESULT_TYPES),
         validate=validate.Length(min=1, max=len(RESULT_TYPES)),
+        metadata={"description": "Which lists to return."},
     )
 
     @validates_schema
@@ -67,6 +74,41 @@ class MatchRequestSchema(Schema):
             raise ValidationError("Send either query (with a moment) or text (a customer's words), not both.", "text")
         if data.get("moment") is None and data.get("text") is None:
             raise ValidationError("Required unless text is given (the moment is then detected).", "moment")
+
+
+class MatchQuerySchema(Schema):
+    """GET /v1/match: the same request in a query string, so that pages and CDNs can cache the answer. Lists are
+    comma-separated (types=content&products=homelive)."""
+
+    class Meta:
+        unknown = RAISE
+
+    moment = fields.String(required=True, validate=validate.Length(min=1, max=50))
+    query = fields.String(validate=validate.Length(max=MAX_QUERY))
+    limit = fields.Integer(validate=validate.Range(min=1, max=MAX_LIMIT))
+    types = fields.String(validate=validate.Length(max=40), metadata={"description": "influencers,content"})
+    category = fields.String(validate=validate.Length(max=200))
+    network = fields.String(validate=validate.Length(max=200))
+    language = fields.String(validate=validate.Length(max=200))
+    topics = fields.String(validate=validate.Length(max=2000))
+    products = fields.String(validate=validate.Length(max=2000))
+    min_followers = fields.Integer(validate=validate.Range(min=0, max=10**12))
+    max_followers = fields.Integer(validate=validate.Range(min=0, max=10**12))
+
+    LISTS = ("category", "network", "language", "topics", "products")
+
+    def to_request(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The JSON body this query string stands for."""
+        split = {k: [p.strip() for p in args[k].split(",") if p.strip()] for k in self.LISTS if k in args}
+        body: dict[str, Any] = {"moment": args["moment"], "filters": {
+            **split, **{k: args[k] for k in ("min_followers", "max_followers") if k in args}}}
+        if "query" in args:
+            body["query"] = args["query"]
+        if "limit" in args:
+            body["limit"] = args["limit"]
+        if "types" in args:
+            body["types"] = [t.strip() for t in args["types"].split(",") if t.strip()]
+        return body
 
 
 class DetectRequestSchema(Schema):
@@ -192,6 +234,20 @@ class HealthSchema(Schema):
     store_version = fields.Integer()
     index_version = fields.Integer(allow_none=True)
     moments = fields.List(fields.String())
+
+
+class InfluencerRecordSchema(InfluencerSchema):
+    """An influencer as in the data contract (extra fields kept), with what Relais derives."""
+
+    followers = fields.Integer(dump_only=True)
+    content_count = fields.Integer(dump_only=True)
+
+
+class ContentRecordSchema(ContentSchema):
+    """A piece of content as in the data contract (extra fields kept), with its network and author."""
+
+    network = fields.String(dump_only=True)
+    influencer = fields.Nested(AuthorSummarySchema, dump_only=True, allow_none=True)
 
 
 class WrittenSchema(Schema):

@@ -2,44 +2,82 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, current_app, request
 
 from matcher.render import detection_dict, match_dict
 from models.api_schemas import (
     DetectionSchema,
     DetectRequestSchema,
+    MatchQuerySchema,
     MatchRequestSchema,
     MatchResponseSchema,
     MomentListSchema,
     load_or_raise,
 )
-from routes import engine, json_body, reply
+from routes import ANYONE, engine, json_body, operation, reply
 
 bp = Blueprint("matching", __name__, url_prefix="/v1")
 
+MATCH_EXAMPLE = {"moment": "technical_validation", "query": "compatibilité des capteurs avec la box", "limit": 3,
+                 "filters": {"language": "fr"}}
+
 
 @bp.post("/match")
+@operation(roles=ANYONE, tag="matching", body=MatchRequestSchema, example=MATCH_EXAMPLE,
+           responses={200: (MatchResponseSchema, "Ranked influencers and content, each score with its parts.")})
 def match() -> Any:
-    """Best influencers and content for a moment (or a customer's words), an optional query and filters."""
+    """Best influencers and content for a moment (or a customer's words), an optional query and filters.
+
+    Planners send a moment and a brief; chatbots send `text` (the customer's words) and may leave the moment
+    out: it is then detected, and `detection` says how sure that is. Widgets should prefer GET /v1/match,
+    which can be cached.
+    """
     params = load_or_raise(MatchRequestSchema(), json_body())
-    if params["moment"] is None:
-        result = engine().match_text(params["text"], params["filters"], params["limit"], params["types"])
-    else:
-        query = params["text"] if params["text"] is not None else params["query"]
-        result = engine().match(params["moment"], query, params["filters"], params["limit"], params["types"])
-    return reply(MatchResponseSchema(), match_dict(result))
+    return reply(MatchResponseSchema(), match_dict(_run(params)), headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/match")
+@operation(roles=ANYONE, tag="matching", query=MatchQuerySchema,
+           example={"moment": "discovery", "types": "content", "products": "homelive", "limit": 3},
+           responses={200: (MatchResponseSchema, "As POST /v1/match; with ETag and Cache-Control."),
+                      304: (None, "Not modified: the answer is the one your cache holds (If-None-Match).")})
+def match_cached() -> Any:
+    """The same match in a query string, for web pages: cacheable (ETag, Cache-Control).
+
+    The answer changes only when the data, the configuration or the day changes; the ETag says which, and a
+    request with If-None-Match gets 304 without any work done.
+    """
+    args = MatchQuerySchema().load(request.args.to_dict())
+    params = load_or_raise(MatchRequestSchema(), MatchQuerySchema().to_request(args))
+    state = json.dumps([engine().state_tag(), params], sort_keys=True, default=str)
+    etag = hashlib.sha256(state.encode()).hexdigest()[:32]
+    headers = {"Cache-Control": f"public, max-age={current_app.config['CACHE_MAX_AGE']}", "ETag": f'"{etag}"',
+               "Vary": "Origin, Authorization, X-API-Key"}
+    if etag in request.if_none_match:
+        return "", 304, headers
+    return reply(MatchResponseSchema(), match_dict(_run(params)), headers=headers)
 
 
 @bp.post("/moments/detect")
+@operation(roles=ANYONE, tag="moments", body=DetectRequestSchema,
+           example={"text": "est-ce que ça marche avec ma freebox ?", "language": "fr"},
+           responses={200: (DetectionSchema, "The likeliest moment, its probability and each moment's.")})
 def detect() -> Any:
-    """The moment of a customer's words, its probability and each moment's."""
+    """The moment of a customer's words, its probability and each moment's.
+
+    Below the moments file's threshold (0.6 by default), `low_confidence` is true and `message` names the
+    runner-up: ask the customer, or send a moment.
+    """
     params = load_or_raise(DetectRequestSchema(), json_body())
     return reply(DetectionSchema(), detection_dict(engine().detect(params["text"]), params["language"]))
 
 
 @bp.get("/moments")
+@operation(roles=ANYONE, tag="moments", responses={200: (MomentListSchema, "The moments and what carries them.")})
 def moments() -> Any:
     """The moments this deployment knows, as defined in its moments file."""
     out = [
@@ -49,3 +87,10 @@ def moments() -> Any:
         for m in engine().moments.values()
     ]
     return reply(MomentListSchema(), {"moments": out})
+
+
+def _run(params: dict[str, Any]) -> Any:
+    if params["moment"] is None:
+        return engine().match_text(params["text"], params["filters"], params["limit"], params["types"])
+    query = params["text"] if params["text"] is not None else params["query"]
+    return engine().match(params["moment"], query, params["filters"], params["limit"], params["types"])

@@ -7,12 +7,13 @@ import json
 import pytest
 
 from api import create_app
+from matcher.keys import create_key
 from models.api_schemas import ErrorSchema, MatchResponseSchema
 
 
 @pytest.fixture(scope="module")
 def app(homelive_dir):
-    return create_app({"DATA_DIR": str(homelive_dir), "TESTING": True})
+    return create_app({"DATA_DIR": str(homelive_dir), "TESTING": True, "DEV_MODE": True})
 
 
 @pytest.fixture
@@ -117,18 +118,20 @@ def test_get_records(client, influencers, contents):
     assert body["title"] == contents[brand]["title"] and body["influencer"] is None
 
 
-def test_unknown_and_opted_out_ids_are_not_found(client, influencers, contents):
+def test_unknown_and_opted_out_ids_are_not_found(client, app, influencers, contents):
+    _, key = create_key(app.extensions["relais"].store, "planner")
     hidden = next(i for i, r in influencers.items() if r.get("opted_out"))
     hidden_content = next(c for c, r in contents.items() if r["influencer_id"] == hidden)
     for url in ("/v1/influencers/nobody", f"/v1/influencers/{hidden}", "/v1/content/nothing",
                 f"/v1/content/{hidden_content}", "/v1/nowhere"):
-        response = client.get(url)
+        response = client.get(url, headers={"X-API-Key": key})
         assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found", url
 
 
 def test_wrong_method_is_a_json_405(client):
-    response = client.get("/v1/match")
+    response = client.delete("/v1/match")
     assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
 
 
 def test_health(client):

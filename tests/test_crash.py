@@ -30,7 +30,7 @@ class Server:
         self.log = log.open("a")
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "matcher", "serve", "--data-dir", str(data), "--port", str(self.port)],
+            [sys.executable, "-m", "matcher", "serve", "--dev", "--data-dir", str(data), "--port", str(self.port)],
             cwd=PROJECT_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:

@@ -16,7 +16,7 @@ from tests.conftest import read_jsonl
 
 @pytest.fixture(scope="module")
 def client(homelive_dir):
-    return create_app({"DATA_DIR": str(homelive_dir)}).test_client()
+    return create_app({"DATA_DIR": str(homelive_dir), "DEV_MODE": True}).test_client()
 
 
 def detect(client, body):

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from api import create_app
 from matcher.cli import main
 from matcher.config import Settings
+from matcher.keys import create_key
 from matcher.service import Engine
 from models.contract import ContentSchema
 
@@ -26,7 +27,7 @@ QUERY = {"moment": "technical_validation", "query": "démontage du détecteur de
 
 @pytest.fixture
 def app(homelive_copy):
-    return create_app({"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False})
+    return create_app({"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False, "DEV_MODE": True})
 
 
 @pytest.fixture
@@ -125,9 +126,10 @@ def test_opt_out_hides_everything_but_keeps_the_record(client, app):
     engine = app.extensions["relais"]
     assert send(client, "put", "/v1/influencers/inf-zoe", {**ZOE, "opted_out": True}).get_json()["outcome"] == "updated"
     assert not {"inf-zoe", "cnt-zoe-01"} & found(client)
-    assert client.get("/v1/influencers/inf-zoe").status_code == 404
-    assert client.get("/v1/content/cnt-zoe-01").status_code == 404
-    assert engine.store.row_by_id("influencers", "inf-zoe")["opted_out"] is True  # kept for the audit trail
+    _, planner = create_key(engine.store, "planner")
+    assert client.get("/v1/influencers/inf-zoe", headers={"X-API-Key": planner}).status_code == 404
+    assert client.get("/v1/content/cnt-zoe-01", headers={"X-API-Key": planner}).status_code == 404
+    assert client.get("/v1/influencers/inf-zoe").get_json()["opted_out"] is True  # admins: the audit trail
     keys = engine.store.keys_by_id("influencers", ["inf-zoe"])["inf-zoe"], engine.store.keys_by_id("content", ["cnt-zoe-01"])["cnt-zoe-01"]
     assert not engine.index.indexes["influencers"].has(keys[0]) and not engine.index.indexes["content"].has(keys[1])
     send(client, "put", "/v1/influencers/inf-zoe", ZOE)  # opting back in

@@ -65,6 +65,8 @@ def server(tmp_path: Path):
     loaded = matcher("load", str(tmp_path / "influencers.jsonl"), str(tmp_path / "content.jsonl"), env=env)
     assert loaded.returncode == 0, loaded.stderr
     assert "2 accepted" in loaded.stdout
+    created = matcher("keys", "create", "--role", "planner", "--label", "test", env=env)
+    assert created.returncode == 0 and created.stdout.startswith("rk_"), created.stderr
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "matcher", "serve", "--port", str(port)], cwd=PROJECT_DIR,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -82,23 +84,27 @@ def server(tmp_path: Path):
             process.stdout.close()
             pytest.fail(f"server did not start: {output}")
         time.sleep(0.3)
-    yield base
+    yield base, created.stdout.strip()
     process.terminate()
     process.wait(timeout=30)
     process.stdout.close()
 
 
 def test_served_over_http(server):
+    server, key = server
     status, health = request(server + "/health")
     assert status == 200 and health["records"] == {"influencers": 2, "content": 2}
-    # exactly what the README's curl sends: -d without a content type
-    status, body = request(server + "/v1/match", b'{"moment":"technical_validation","query":"compatibilit\xc3\xa9 '
-                                                 b'des capteurs avec la box"}',
-                           {"Content-Type": "application/x-www-form-urlencoded"})
+    query = b'{"moment":"technical_validation","query":"compatibilit\xc3\xa9 des capteurs avec la box"}'
+    status, error = request(server + "/v1/match", query)
+    assert status == 401 and error["error"]["code"] == "unauthorized"  # keys are required unless --dev
+    # what the README's curl sends (-d: form content type), with a key
+    status, body = request(server + "/v1/match", query, {"Content-Type": "application/x-www-form-urlencoded",
+                                                         "Authorization": f"Bearer {key}"})
     assert status == 200
     assert body["influencers"][0]["id"] == "inf-tech" and body["content"][0]["id"] == "c-tuto"
     assert body["influencers"][0]["explanation"] and body["content"][0]["score_parts"]["moment_fit"]["value"] == 1.0
-    status, error = request(server + "/v1/match", b'{"moment": "nope"', {"Content-Type": "application/json"})
+    status, error = request(server + "/v1/match", b'{"moment": "nope"', {"Content-Type": "application/json",
+                                                                          "X-API-Key": key})
     assert status == 400 and error["error"]["code"] == "malformed_json"
-    status, error = request(server + "/v1/influencers/nobody")
+    status, error = request(server + "/v1/influencers/nobody", headers={"X-API-Key": key})
     assert status == 404 and error["error"]["code"] == "not_found"

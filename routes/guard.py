@@ -1,0 +1,159 @@
+"""What every request goes through before and after its route: a request id, CORS, the key and its role, the
+origin a widget key is bound to, body size and type, the rate limit, and one JSON log line.
+
+Order: preflight answered -> 401 no valid key -> 403 wrong role or origin -> 413 body too large -> 415 body type
+-> 429 rate limit (Flask-Limiter) -> the route.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from flask_limiter import Limiter
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
+
+from matcher.errors import ForbiddenError, UnauthorizedError
+from matcher.keys import ApiKey, allowed_origins, verify_key
+from routes import current_operation, engine
+
+access = logging.getLogger("relais.access")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+DEV_KEY = ApiKey("dev", "admin", (), "dev mode: no authentication", "")
+# What a JSON route accepts: JSON, curl -d's default form type, or nothing said.
+JSON_TYPES = {"", "application/json", "application/x-www-form-urlencoded"}
+LINES_TYPES = JSON_TYPES | {"application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain",
+                            "text/csv"}
+CORS_HEADERS = "Authorization, X-API-Key, Content-Type, If-None-Match, X-Request-ID"
+
+
+def install(app: Flask) -> Limiter:
+    """Register the hooks (ours before the limiter's, which needs the key) and the limiter."""
+    app.before_request(_start)
+    app.before_request(_guard)
+    limiter = Limiter(key_func=_rate_key, default_limits=[_rate_limit], headers_enabled=True,
+                      storage_uri=app.config["RATELIMIT_STORAGE_URI"], strategy="moving-window")
+    limiter.init_app(app)
+    app.after_request(_finish)
+    return limiter
+
+
+def _start() -> None:
+    presented = request.headers.get("X-Request-ID", "")
+    g.request_id = presented if REQUEST_ID.match(presented) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+    g.api_key = None
+
+
+def _guard() -> Response | None:
+    if request.method == "OPTIONS":
+        return _preflight()
+    op = current_operation()
+    if op is None:
+        return None  # unknown route or method: Flask answers 404 / 405
+    presented = _presented_key()
+    if current_app.config["DEV_MODE"] and not presented:
+        g.api_key = DEV_KEY  # no key needed; a key that is sent is still honoured, to try roles locally
+    elif op.roles:
+        g.api_key = _authenticate(presented)
+        if g.api_key.role not in op.roles:
+            raise ForbiddenError(f"A {g.api_key.role} key cannot call {request.method} {request.path}; this needs "
+                                 f"one of: {', '.join(op.roles)}.")
+        origin = request.headers.get("Origin")
+        if g.api_key.role == "widget" and not g.api_key.allows_origin(origin):
+            raise ForbiddenError(f"This widget key is not allowed from {origin or 'a request without an Origin'}: "
+                                 "it works only from the web pages it was created for.")
+    if op.accepts_body:
+        _check_body(op.max_body, LINES_TYPES if op.lines else JSON_TYPES)
+    return None
+
+
+def _presented_key() -> str:
+    header = request.headers.get("Authorization", "")
+    return (header[7:] if header.lower().startswith("bearer ") else request.headers.get("X-API-Key", "")).strip()
+
+
+def _authenticate(presented: str) -> ApiKey:
+    if not presented:
+        raise UnauthorizedError("An API key is required: send it as 'Authorization: Bearer <key>' or 'X-API-Key'.")
+    key = verify_key(engine().store, presented)
+    if key is None:
+        raise UnauthorizedError("This API key is unknown or revoked.")
+    return key
+
+
+def _check_body(limit: int, types: set[str]) -> None:
+    request.max_content_length = limit  # enforced while reading, chunked bodies included
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"The body is {request.content_length} bytes; this route takes {limit} at most.")
+    mimetype = request.mimetype
+    if mimetype not in types and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(f"Content-Type {mimetype!r} is not accepted here; send "
+                                   f"{' or '.join(sorted(t for t in types if t))}.")
+
+
+def _preflight() -> Response:
+    """A browser asks before a cross-origin request; no key comes with the question."""
+    response = current_app.make_response(("", 204))
+    origin = request.headers.get("Origin", "")
+    if origin and (current_app.config["DEV_MODE"] or origin in allowed_origins(engine().store)):
+        response.headers.update({
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": "600",
+        })
+    response.headers["Vary"] = "Origin"
+    return response
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    key: ApiKey | None = g.get("api_key")
+    origin = request.headers.get("Origin")
+    if origin and key is not None and (key is DEV_KEY or key.allows_origin(origin)):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "ETag, X-Request-ID, Retry-After, X-RateLimit-Remaining"
+    response.vary.add("Origin")
+    if request.method != "OPTIONS":
+        access.info("request", extra={
+            "request_id": g.get("request_id"), "method": request.method,
+            "route": request.url_rule.rule if request.url_rule else None, "path": request.path,
+            "status": response.status_code, "duration_ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 1),
+            "key_id": key.key_id if key else None, "role": key.role if key else None, "origin": origin,
+        })
+    return response
+
+
+def _rate_key() -> str:
+    key: ApiKey | None = g.get("api_key")
+    if key is not None and key is not DEV_KEY:
+        return f"key:{key.key_id}"
+    return f"ip:{request.remote_addr}"
+
+
+def _rate_limit() -> str:
+    key: ApiKey | None = g.get("api_key")
+    limits = current_app.config["RATE_LIMITS"]
+    return limits[key.role] if key is not None and key is not DEV_KEY else limits["anonymous"]
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and what the record carries (request fields)."""
+
+    STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
+            "logger": record.name, "message": record.getMessage(),
+        }
+        out.update({k: v for k, v in record.__dict__.items() if k not in self.STANDARD})
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
