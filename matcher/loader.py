@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,9 +116,41 @@ def parse_jsonl(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any] | Reje
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            parsed = parse_json(line)
         except ValueError as e:
-            yield Rejection(number, f"invalid JSON: {getattr(e, 'msg', e)} at column {getattr(e, 'colno', '?')}")
+            where = f" at column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+            yield Rejection(number, f"invalid JSON: {getattr(e, 'msg', e)}{where}")
+            continue
+        problem = invalid_text(parsed)
+        if problem:
+            yield Rejection(number, problem)
+        else:
+            yield number, parsed
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def parse_json(text: str | bytes) -> Any:
+    """json.loads without the NaN and Infinity that Python accepts and JSON does not (they would come back out
+    as invalid JSON, or as NaN scores)."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def invalid_text(value: Any) -> str | None:
+    """What is wrong with the text in parsed JSON, or None. JSON may escape lone UTF-16 surrogates ("\\ud800"),
+    which no UTF-8 text can hold: stored or embedded, they would fail far from here."""
+    if isinstance(value, str):
+        return "the text holds an invalid character (a lone UTF-16 surrogate)" if SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        return next((p for k, v in value.items() for p in (invalid_text(k), invalid_text(v)) if p), None)
+    if isinstance(value, list):
+        return next((p for v in value if (p := invalid_text(v))), None)
+    return None
 
 
 # CSV cells are text: these say how a cell becomes the contract's value.

@@ -66,11 +66,22 @@ class _ContractSchema(Schema):
         return {**data, **{k: v for k, v in extra.items() if k not in data}}
 
 
+# Sanity bounds: far above any real account, far below what SQLite (64-bit integers) or sums of floats overflow.
+MAX_AUDIENCE = 10**12
+MAX_COUNT = 10**15
+MAX_ENGAGEMENT_RATE = 100.0  # a fraction; real ones stay below 2, even for tiny accounts
+
+
+# Normalisation strips spaces: a value that is only spaces would be stored empty, so it is refused instead.
+NOT_BLANK = validate.Regexp(r"\S", error="Must not be blank.")
+
+
 class PlatformSchema(_ContractSchema):
-    network = fields.String(required=True, validate=validate.Length(min=1, max=50))
-    handle = fields.String(load_default="", allow_none=True)
-    followers = fields.Integer(required=True, validate=validate.Range(min=0))
-    engagement_rate = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    network = fields.String(required=True, validate=[validate.Length(min=1, max=50), NOT_BLANK])
+    handle = fields.String(load_default="", allow_none=True, validate=validate.Length(max=300))
+    followers = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_AUDIENCE))
+    engagement_rate = fields.Float(load_default=None, allow_none=True,
+                                   validate=validate.Range(min=0, max=MAX_ENGAGEMENT_RATE))
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Platform:
@@ -82,13 +93,14 @@ class PlatformSchema(_ContractSchema):
 
 class InfluencerSchema(_ContractSchema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    name = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=300), NOT_BLANK])
     bio = fields.String(load_default="", allow_none=True, validate=validate.Length(max=5000))
-    topics = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    topics = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list,
+                         validate=validate.Length(max=200))
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     language = fields.String(load_default=None, allow_none=True)
     country = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=60))
-    platforms = fields.List(fields.Nested(PlatformSchema), required=True)
+    platforms = fields.List(fields.Nested(PlatformSchema), required=True, validate=validate.Length(max=50))
     opted_out = fields.Boolean(load_default=False)
     is_customer = fields.Boolean(load_default=False)
 
@@ -111,10 +123,10 @@ class InfluencerSchema(_ContractSchema):
 
 
 class EngagementSchema(_ContractSchema):
-    likes = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
-    shares = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
-    comments = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
-    views = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    likes = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_COUNT))
+    shares = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_COUNT))
+    comments = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_COUNT))
+    views = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_COUNT))
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Engagement:

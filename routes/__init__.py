@@ -7,7 +7,6 @@ Routes parse, call the engine, render: no ranking, storage or index logic here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from marshmallow import Schema
 
 from matcher.errors import MalformedJSONError
 from matcher.keys import ROLES
+from matcher.loader import invalid_text, parse_json
 from matcher.service import Engine
 
 ANYONE = ROLES  # widget, planner, admin
@@ -42,6 +42,7 @@ class Operation:
     errors: tuple[int, ...] = ()
     description: str = ""
     example: dict[str, Any] | None = None
+    path_example: str | None = None  # a real id from the fixtures, for the docs and the fuzzer
 
     @property
     def accepts_body(self) -> bool:
@@ -78,6 +79,10 @@ def json_body() -> Any:
     if not raw.strip():
         raise MalformedJSONError("The request body is empty: send a JSON object.")
     try:
-        return json.loads(raw)
+        body = parse_json(raw)
     except ValueError as e:
         raise MalformedJSONError(f"The request body is not valid JSON: {e}") from e
+    problem = invalid_text(body)
+    if problem:
+        raise MalformedJSONError(f"The request body is not valid: {problem}.")
+    return body

@@ -77,7 +77,7 @@ def build(app: Flask) -> dict[str, Any]:
         op: Operation | None = getattr(app.view_functions[rule.endpoint], "operation", None)
         if op is None:
             continue
-        path, parameters = _path(rule)
+        path, parameters = _path(rule, op.path_example)
         operations = {method.lower(): _operation(op, rule.endpoint, parameters)
                       for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})}
         spec.path(path=path, operations=operations)
@@ -124,7 +124,7 @@ def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]]) -
         responses["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
     elif op.tag == "service" and op.summary.startswith("The OpenAPI"):
         responses["200"]["content"] = {"application/json": {"schema": {"type": "object"}}}
-    for status in _error_statuses(op):
+    for status in _error_statuses(op, has_path=bool(parameters)):
         responses[str(status)] = {"description": ERRORS[status],
                                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         if status == 429:
@@ -134,8 +134,10 @@ def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]]) -
     return out
 
 
-def _error_statuses(op: Operation) -> list[int]:
+def _error_statuses(op: Operation, has_path: bool) -> list[int]:
     statuses = set(op.errors) | {429}
+    if has_path:
+        statuses.add(404)  # an id that names nothing, or that does not route
     if op.roles:
         statuses |= {401, 403}
     if op.accepts_body or op.query is not None:
@@ -145,12 +147,17 @@ def _error_statuses(op: Operation) -> list[int]:
     return sorted(statuses - {s for s in op.responses})
 
 
-def _path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
+def _path(rule: Rule, example: str | None) -> tuple[str, list[dict[str, Any]]]:
     """'/v1/influencers/<path:record_id>' -> '/v1/influencers/{record_id}' and its path parameter."""
     names = re.findall(r"<(?:[a-z]+:)?([a-z_]+)>", rule.rule)
     path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
-    return path, [{"in": "path", "name": n, "required": True, "schema": {"type": "string", "minLength": 1}}
-                  for n in names]
+    params = []
+    for name in names:
+        param: dict[str, Any] = {"in": "path", "name": name, "required": True, "schema": {"type": "string", "minLength": 1}}
+        if example:
+            param["example"] = example
+        params.append(param)
+    return path, params
 
 
 def _fields(spec: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:

@@ -33,13 +33,14 @@ CORS_HEADERS = "Authorization, X-API-Key, Content-Type, If-None-Match, X-Request
 
 
 def install(app: Flask) -> Limiter:
-    """Register the hooks (ours before the limiter's, which needs the key) and the limiter."""
+    """Register the hooks around the limiter's: ours run before it (it needs the key) and, after the route,
+    after it (after-request hooks run in reverse order)."""
     app.before_request(_start)
     app.before_request(_guard)
+    app.after_request(_finish)
     limiter = Limiter(key_func=_rate_key, default_limits=[_rate_limit], headers_enabled=True,
                       storage_uri=app.config["RATELIMIT_STORAGE_URI"], strategy="moving-window")
     limiter.init_app(app)
-    app.after_request(_finish)
     return limiter
 
 
@@ -114,6 +115,8 @@ def _preflight() -> Response:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
+    if response.status_code != 429:
+        response.headers.pop("Retry-After", None)  # Flask-Limiter sends it always; it means "wait" only on a 429
     key: ApiKey | None = g.get("api_key")
     origin = request.headers.get("Origin")
     if origin and key is not None and (key is DEV_KEY or key.allows_origin(origin)):

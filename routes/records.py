@@ -78,7 +78,7 @@ def _delete(kind: str, record_id: str) -> Any:
 
 
 @bp.get("/influencers/<path:record_id>")
-@operation(roles=READERS, tag="influencers", responses={200: (InfluencerRecordSchema, "The influencer.")},
+@operation(roles=READERS, tag="influencers", path_example="inf-julien-domotique", responses={200: (InfluencerRecordSchema, "The influencer.")},
            errors=(404,))
 def get_influencer(record_id: str) -> Any:
     """One influencer as in the data contract, with their audience and content count.
@@ -98,14 +98,15 @@ def create_influencer() -> Any:
 
 @bp.put("/influencers/<path:record_id>")
 @operation(roles=ADMIN, tag="influencers", body=InfluencerSchema, max_body=256 * KiB, example=INFLUENCER_EXAMPLE,
-           responses=WRITTEN)
+           responses=WRITTEN, path_example="inf-zoe-capteurs")
 def replace_influencer(record_id: str) -> Any:
     """Create or replace an influencer; ``opted_out: true`` keeps the record but hides it and its content."""
     return _replace("influencers", record_id)
 
 
 @bp.delete("/influencers/<path:record_id>")
-@operation(roles=ADMIN, tag="influencers", responses={200: (DeletedSchema, "Deleted, with their content.")},
+@operation(roles=ADMIN, tag="influencers", path_example="inf-zoe-capteurs",
+           responses={200: (DeletedSchema, "Deleted, with their content.")},
            errors=(404,))
 def delete_influencer(record_id: str) -> Any:
     """Forget an influencer: the record, their content and their vectors are deleted."""
@@ -113,7 +114,7 @@ def delete_influencer(record_id: str) -> Any:
 
 
 @bp.get("/content/<path:record_id>")
-@operation(roles=READERS, tag="content", responses={200: (ContentRecordSchema, "The piece of content.")},
+@operation(roles=READERS, tag="content", path_example="cnt-orange-01", responses={200: (ContentRecordSchema, "The piece of content.")},
            errors=(404,))
 def get_content(record_id: str) -> Any:
     """One piece of content as in the data contract, with its network and author."""
@@ -130,14 +131,15 @@ def create_content() -> Any:
 
 @bp.put("/content/<path:record_id>")
 @operation(roles=ADMIN, tag="content", body=ContentSchema, max_body=256 * KiB, example=CONTENT_EXAMPLE,
-           responses=WRITTEN)
+           responses=WRITTEN, path_example="cnt-zoe-01")
 def replace_content(record_id: str) -> Any:
     """Create or replace a piece of content."""
     return _replace("content", record_id)
 
 
 @bp.delete("/content/<path:record_id>")
-@operation(roles=ADMIN, tag="content", responses={200: (DeletedSchema, "Deleted.")}, errors=(404,))
+@operation(roles=ADMIN, tag="content", path_example="cnt-zoe-01", responses={200: (DeletedSchema, "Deleted.")},
+           errors=(404,))
 def delete_content(record_id: str) -> Any:
     """Delete a piece of content and its vector."""
     return _delete("content", record_id)

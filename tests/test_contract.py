@@ -47,6 +47,18 @@ def test_content_refusals_name_the_field(changes, field):
     assert field in caught.value.messages
 
 
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"name": "   "}, "name"),
+    ({"platforms": [{"network": " ", "followers": 1}]}, "platforms"),
+    ({"platforms": [{"network": "x", "followers": 10**13}]}, "platforms"),
+    ({"platforms": [{"network": "x", "followers": 1, "engagement_rate": 1e308}]}, "platforms"),
+])
+def test_influencer_refusals_name_the_field(changes, field):
+    with pytest.raises(ValidationError) as caught:
+        InfluencerSchema().load({**INFLUENCER, **changes})
+    assert field in caught.value.messages
+
+
 def test_empty_author_means_brand_owned():
     record = ContentSchema().load({"id": "c", "influencer_id": " ", "format": "tweet", "text": "x",
                                    "published_at": "2026-01-01"})

@@ -24,14 +24,14 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 class Server:
     """`matcher serve` in a subprocess, logging to a file (a pipe nobody reads would block it)."""
 
-    def __init__(self, data: Path, log: Path):
+    def __init__(self, data: Path, log: Path, dev: bool = True, env: dict[str, str] | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("a")
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "matcher", "serve", "--dev", "--data-dir", str(data), "--port", str(self.port)],
-            cwd=PROJECT_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+        command = [sys.executable, "-m", "matcher", "serve", "--data-dir", str(data), "--port", str(self.port)]
+        self.process = subprocess.Popen(command + (["--dev"] if dev else []), cwd=PROJECT_DIR, env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while True:
             try:
