@@ -19,8 +19,12 @@ logger = logging.getLogger("relais.api")
 
 DEFAULTS: dict[str, Any] = {
     "DEV_MODE": False,  # True: no key needed, every caller is admin (local trials only; `serve --dev`)
-    "RATE_LIMITS": {"widget": "120 per minute", "planner": "600 per minute", "admin": "600 per minute",
-                    "anonymous": "300 per minute"},  # anonymous: per address, on public routes and in dev mode
+    "RATE_LIMITS": {
+        "widget": "120 per minute",
+        "planner": "600 per minute",
+        "admin": "600 per minute",
+        "anonymous": "300 per minute",
+    },  # anonymous: per address, on public routes and in dev mode
     "RATELIMIT_STORAGE_URI": "memory://",  # e.g. redis://host:6379 when several processes serve
     "CACHE_MAX_AGE": 300,  # seconds a page or CDN may keep a GET /v1/match answer
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # the largest body of any route (imports); each route has its own

@@ -90,7 +90,7 @@ def main() -> None:
     ]:
         detector = MomentDetector(encoder, texts, labels, threshold=threshold, views=views)
         guess = [detector.moments[i] for i in detector.probabilities(utterances).argmax(axis=1)]
-        hits = np.array([a == b for a, b in zip(truth, guess)])
+        hits = np.array([a == b for a, b in zip(truth, guess, strict=True)])
         by = {lang: hits[[u["language"] == lang for u in heldout]].mean() for lang in ("fr", "en")}
         print(f"{name:44}{hits.mean():10.3f}{by['fr']:8.3f}{by['en']:8.3f}")
     sample = utterances[:60]

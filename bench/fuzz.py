@@ -33,8 +33,12 @@ def main() -> None:
     data = work / "data"
     fixtures = PROJECT_DIR / "fixtures" / "homelive"
     Engine(Settings(data_dir=data)).load([fixtures / "influencers.jsonl", fixtures / "content.jsonl"])
-    key = subprocess.run([sys.executable, "-m", "matcher", "keys", "create", "--role", "admin", "--data-dir",
-                          str(data)], capture_output=True, text=True, check=True).stdout.strip()
+    key = subprocess.run(
+        [sys.executable, "-m", "matcher", "keys", "create", "--role", "admin", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     server = Server(data, work / "server.log", dev=False, env={"RELAIS_RATE_LIMITS": UNLIMITED})
     total = failed = errored = 0
     try:
@@ -48,16 +52,21 @@ def main() -> None:
             total += cases["generated"]
             failed += cases["with_failures"]
             errored += cases["errored"]
-            print(f"seed {seed}: {cases['generated']} requests, {cases['with_failures']} failed, "
-                  f"{cases['errored']} errored, {len(report['failures'])} distinct failures "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"seed {seed}: {cases['generated']} requests, {cases['with_failures']} failed, "
+                f"{cases['errored']} errored, {len(report['failures'])} distinct failures "
+                f"({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
             if report["failures"]:
                 print(f"    details and curl commands to reproduce: {work / f'output-{seed}.txt'}")
     finally:
         server.stop()
     server_errors = (work / "server.log").read_text().count('"level": "ERROR"')
-    print(f"\nin all: {total} requests, {failed} failed, {errored} errored; {server_errors} errors in the server's log "
-          f"({work})")
+    print(
+        f"\nin all: {total} requests, {failed} failed, {errored} errored; {server_errors} errors in the server's log "
+        f"({work})"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ YOUTUBE = PROJECT_DIR.parent / "shared" / "data" / "youtube-fr"
 
 def percentiles(samples_ms: list[float]) -> str:
     a = np.array(samples_ms)
-    return (f"median {np.median(a):7.1f} ms  p95 {np.percentile(a, 95):7.1f}  p99 {np.percentile(a, 99):7.1f}  "
-            f"max {a.max():7.1f}  (n={len(a)})")
+    return (
+        f"median {np.median(a):7.1f} ms  p95 {np.percentile(a, 95):7.1f}  p99 {np.percentile(a, 99):7.1f}  "
+        f"max {a.max():7.1f}  (n={len(a)})"
+    )
 
 
 def timed(client, query: dict) -> float:  # noqa: ANN001
@@ -63,8 +65,15 @@ def main() -> None:
     put_ms, visible_ms, polls = [], [], []
     for n in range(30):
         title = f"Essai numéro {n} : le capteur zorglub{n} sur la porte du garage"
-        piece = {"influencer_id": author, "title": title, "text": "Installation et premiers jours.", "format": "review",
-                 "language": "fr", "published_at": "2026-11-01", "products": ["homelive"]}
+        piece = {
+            "influencer_id": author,
+            "title": title,
+            "text": "Installation et premiers jours.",
+            "format": "review",
+            "language": "fr",
+            "published_at": "2026-11-01",
+            "products": ["homelive"],
+        }
         started = time.perf_counter()
         response = client.put(f"/v1/content/cnt-bench-{n}", data=json.dumps(piece))
         answered = time.perf_counter()
@@ -72,8 +81,12 @@ def main() -> None:
         tries = 0
         while True:
             tries += 1
-            body = client.post("/v1/match", data=json.dumps({"moment": "technical_validation", "query": f"zorglub{n}",
-                                                              "types": ["content"], "limit": 3})).get_json()
+            body = client.post(
+                "/v1/match",
+                data=json.dumps(
+                    {"moment": "technical_validation", "query": f"zorglub{n}", "types": ["content"], "limit": 3}
+                ),
+            ).get_json()
             if any(c["id"] == f"cnt-bench-{n}" for c in body["content"]):
                 break
         put_ms.append((answered - started) * 1000)
@@ -81,8 +94,10 @@ def main() -> None:
         polls.append(tries)
     print(f"data dir: {engine.health()['records']} records")
     print(f"PUT a piece of content (embed, commit, index, save): {percentiles(put_ms)}")
-    print(f"answer -> found by search:                          {percentiles(visible_ms)}; "
-          f"found on the first search {polls.count(1)}/{len(polls)} times")
+    print(
+        f"answer -> found by search:                          {percentiles(visible_ms)}; "
+        f"found on the first search {polls.count(1)}/{len(polls)} times"
+    )
 
     # 2. Import throughput against raw encoding of the same texts, in the same process, nothing else running.
     if YOUTUBE.exists():
@@ -99,11 +114,15 @@ def main() -> None:
     started = time.perf_counter()
     report = engine.import_lines("content", lines, source)
     import_s = time.perf_counter() - started
-    print(f"\nimport of {report.lines} {source} lines ({report.inserted} new, {len(report.rejected)} rejected): "
-          f"{import_s:.1f} s, {report.lines / import_s:.0f} records/s")
+    print(
+        f"\nimport of {report.lines} {source} lines ({report.inserted} new, {len(report.rejected)} rejected): "
+        f"{import_s:.1f} s, {report.lines / import_s:.0f} records/s"
+    )
     print(f"raw encoding of the same {len(texts)} texts: {encode_s:.1f} s, {len(texts) / encode_s:.0f} texts/s")
-    print(f"import / raw encoding throughput: {encode_s / import_s:.2f} "
-          "(the rest: validation, SQLite with its full-text index, FAISS, saving)")
+    print(
+        f"import / raw encoding throughput: {encode_s / import_s:.2f} "
+        "(the rest: validation, SQLite with its full-text index, FAISS, saving)"
+    )
 
     # 3. Searches (10 a second) while another import runs, against the same searches idle.
     idle = [timed(client, query) for _ in range(40)]
@@ -126,8 +145,10 @@ def main() -> None:
     searcher.join()
     print(f"\nsearch, idle:                                   {percentiles(idle)}")
     print(f"search, during an import of {report.inserted} records: {percentiles(during)}")
-    print(f"median ratio during / idle: {statistics.median(during) / statistics.median(idle):.2f} "
-          "(two cores: the import's encoding competes for them)")
+    print(
+        f"median ratio during / idle: {statistics.median(during) / statistics.median(idle):.2f} "
+        "(two cores: the import's encoding competes for them)"
+    )
     print(f"check after all this: {engine.check() or 'OK'}")
 
 

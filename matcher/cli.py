@@ -16,15 +16,21 @@ from matcher.config import PROJECT_DIR, Settings
 from matcher.errors import RelaisError
 
 logger = logging.getLogger("matcher")
-DEFAULT_FIXTURES = (PROJECT_DIR / "fixtures" / "homelive" / "influencers.jsonl",
-                    PROJECT_DIR / "fixtures" / "homelive" / "content.jsonl")
+DEFAULT_FIXTURES = (
+    PROJECT_DIR / "fixtures" / "homelive" / "influencers.jsonl",
+    PROJECT_DIR / "fixtures" / "homelive" / "content.jsonl",
+)
 
 
 def data_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--data-dir`` (or RELAIS_DATA_DIR), and turn domain errors into a message and exit code 1."""
 
-    @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), envvar="RELAIS_DATA_DIR",
-                  help="Where the database and indexes live (default: ./data in the project; env RELAIS_DATA_DIR).")
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="RELAIS_DATA_DIR",
+        help="Where the database and indexes live (default: ./data in the project; env RELAIS_DATA_DIR).",
+    )
     @functools.wraps(command)
     def wrapper(data_dir: Path | None, **kwargs: Any) -> Any:
         settings = Settings.from_env({"data_dir": data_dir} if data_dir else None)
@@ -46,8 +52,11 @@ def open_engine(settings: Settings) -> Any:
 @click.option("-v", "--verbose", is_flag=True, help="Log what the engine does.")
 def main(verbose: bool) -> None:
     """Relais: the best influencers and content for each micro-moment of a customer journey."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("faiss").setLevel(logging.WARNING)
 
 
@@ -70,16 +79,20 @@ def load(settings: Settings, files: tuple[Path, ...], if_empty: bool, strict: bo
         click.echo(json.dumps([r.as_dict() for r in reports], indent=2, ensure_ascii=False))
     else:
         for report in reports:
-            click.echo(f"{report.source}: {report.kind}, {report.lines} lines: {report.accepted} accepted "
-                       f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged), "
-                       f"{len(report.rejected)} rejected")
+            click.echo(
+                f"{report.source}: {report.kind}, {report.lines} lines: {report.accepted} accepted "
+                f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged), "
+                f"{len(report.rejected)} rejected"
+            )
             for rejection in report.rejected[:20]:
                 click.echo(f"  line {rejection.line}: {rejection.reason}")
             if len(report.rejected) > 20:
                 click.echo(f"  ... and {len(report.rejected) - 20} more (use --json for all)")
         health = engine.health()
-        click.echo(f"Indexed {health['indexed']['influencers']} influencers and {health['indexed']['content']} "
-                   f"content items in {settings.data_dir}.")
+        click.echo(
+            f"Indexed {health['indexed']['influencers']} influencers and {health['indexed']['content']} "
+            f"content items in {settings.data_dir}."
+        )
     if strict and any(r.rejected for r in reports):
         sys.exit(1)
 
@@ -93,8 +106,10 @@ def reindex(settings: Settings, reembed: bool) -> None:
     if engine.opened != "loaded":
         click.echo(f"Opening the data dir: indexes {engine.opened}.")
     counts = engine.reindex(reembed=reembed)
-    click.echo(f"Embedded {counts['embedded']} records; indexed {counts['influencers']} influencers and "
-               f"{counts['content']} content items.")
+    click.echo(
+        f"Embedded {counts['embedded']} records; indexed {counts['influencers']} influencers and "
+        f"{counts['content']} content items."
+    )
 
 
 main.add_command(reindex, "index")  # the name it had first
@@ -111,12 +126,18 @@ def check(settings: Settings) -> None:
 
     # No Engine: opening one would repair what this command is meant to report.
     store = Store(settings.database_path)
-    index = IndexSet(store, load_encoder(settings.model, settings.batch_size), settings.data_dir,
-                     load_scoring(settings.scoring_file)["profile_vector"])
+    index = IndexSet(
+        store,
+        load_encoder(settings.model, settings.batch_size),
+        settings.data_dir,
+        load_scoring(settings.scoring_file)["profile_vector"],
+    )
     problems = index.check()
     counts = {kind: store.count(kind) for kind in ("influencers", "content")}
-    click.echo(f"{settings.data_dir}: {counts['influencers']} influencers, {counts['content']} content items, "
-               f"database version {store.version}.")
+    click.echo(
+        f"{settings.data_dir}: {counts['influencers']} influencers, {counts['content']} content items, "
+        f"database version {store.version}."
+    )
     if problems:
         for problem in problems:
             click.echo(f"  PROBLEM {problem}")
@@ -142,8 +163,13 @@ def delete(settings: Settings, record_id: str, kind: str | None) -> None:
 @click.argument("query", required=False)
 @click.option("--moment", "-m", required=True, help="A moment name (see `matcher moments`).")
 @click.option("--limit", "-n", default=5, show_default=True, type=click.IntRange(1, 100))
-@click.option("--type", "types", multiple=True, type=click.Choice(["influencers", "content"]),
-              help="Only this kind of result (repeatable; default both).")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    type=click.Choice(["influencers", "content"]),
+    help="Only this kind of result (repeatable; default both).",
+)
 @click.option("--category", multiple=True, help="Influencer category (repeatable).")
 @click.option("--network", multiple=True, help="Network, e.g. youtube (repeatable).")
 @click.option("--language", multiple=True, help="Language code, e.g. fr (repeatable).")
@@ -153,8 +179,15 @@ def delete(settings: Settings, record_id: str, kind: str | None) -> None:
 @click.option("--max-followers", type=click.IntRange(0))
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of tables.")
 @data_dir_option
-def match(settings: Settings, query: str | None, moment: str, limit: int, types: tuple[str, ...],
-          as_json: bool, **filters: Any) -> None:
+def match(
+    settings: Settings,
+    query: str | None,
+    moment: str,
+    limit: int,
+    types: tuple[str, ...],
+    as_json: bool,
+    **filters: Any,
+) -> None:
     """Best influencers and content for MOMENT and an optional QUERY (a customer's words)."""
     from matcher.render import match_dict
 
@@ -167,13 +200,28 @@ def match(settings: Settings, query: str | None, moment: str, limit: int, types:
     click.echo(f"Moment: {moment}" + (f" · query: {query}" if query else ""))
     if result.influencers or "influencers" in (types or ("influencers",)):
         click.echo("\nInfluencers")
-        _table([(f"{r.score:.3f}", r.row["name"], r.row["category"], _followers(r.row), _short(r.explanation, 90))
-                for r in result.influencers], ["score", "name", "category", "reach", "why"])
+        _table(
+            [
+                (f"{r.score:.3f}", r.row["name"], r.row["category"], _followers(r.row), _short(r.explanation, 90))
+                for r in result.influencers
+            ],
+            ["score", "name", "category", "reach", "why"],
+        )
     if result.content or "content" in (types or ("content",)):
         click.echo("\nContent")
-        _table([(f"{r.score:.3f}", _short(r.row["title"] or r.row["text"], 48), r.row["format"],
-                 r.author["name"] if r.author else "(brand)", _short(r.explanation, 70)) for r in result.content],
-               ["score", "title", "format", "author", "why"])
+        _table(
+            [
+                (
+                    f"{r.score:.3f}",
+                    _short(r.row["title"] or r.row["text"], 48),
+                    r.row["format"],
+                    r.author["name"] if r.author else "(brand)",
+                    _short(r.explanation, 70),
+                )
+                for r in result.content
+            ],
+            ["score", "title", "format", "author", "why"],
+        )
 
 
 @main.command()
@@ -187,21 +235,44 @@ def moments(settings: Settings) -> None:
 
 
 @main.command("eval")
-@click.option("--judgements", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=PROJECT_DIR / "eval" / "homelive.judgements.jsonl", show_default=True,
-              help="JSON Lines {query, moment, language, relevant: {id: grade}}.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Evaluate this loaded data dir instead of loading files into a temporary one.")
-@click.option("--load", "load_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Contract files to load into a temporary data dir (default: the Homelive fixtures).")
+@click.option(
+    "--judgements",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=PROJECT_DIR / "eval" / "homelive.judgements.jsonl",
+    show_default=True,
+    help="JSON Lines {query, moment, language, relevant: {id: grade}}.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Evaluate this loaded data dir instead of loading files into a temporary one.",
+)
+@click.option(
+    "--load",
+    "load_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Contract files to load into a temporary data dir (default: the Homelive fixtures).",
+)
 @click.option("-k", default=10, show_default=True, type=click.IntRange(1, 100))
 @click.option("--moments", "moments_only", is_flag=True, help="Evaluate moment detection instead of ranking.")
-@click.option("--utterances", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=PROJECT_DIR / "eval" / "utterances.jsonl", show_default=True,
-              help="With --moments: held-out JSON Lines {text, moment, language}.")
+@click.option(
+    "--utterances",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=PROJECT_DIR / "eval" / "utterances.jsonl",
+    show_default=True,
+    help="With --moments: held-out JSON Lines {text, moment, language}.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def evaluate(judgements: Path, data_dir: Path | None, load_files: tuple[Path, ...], k: int, moments_only: bool,
-             utterances: Path, as_json: bool) -> None:
+def evaluate(
+    judgements: Path,
+    data_dir: Path | None,
+    load_files: tuple[Path, ...],
+    k: int,
+    moments_only: bool,
+    utterances: Path,
+    as_json: bool,
+) -> None:
     """Measure relevance (nDCG, recall, MRR against baselines) or, with --moments, moment detection."""
     try:
         if moments_only:
@@ -238,8 +309,13 @@ def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
     moments = load_moments(settings.moments_file)
     examples_file, threshold = detection_settings(settings.moments_file)
     heldout = [json.loads(line) for line in utterances.read_text(encoding="utf-8").splitlines() if line.strip()]
-    report = evaluate_detection(load_encoder(settings.model, settings.batch_size), moments,
-                                training_examples(moments, examples_file), heldout, threshold)
+    report = evaluate_detection(
+        load_encoder(settings.model, settings.batch_size),
+        moments,
+        training_examples(moments, examples_file),
+        heldout,
+        threshold,
+    )
     return report, format_detection_report(report)
 
 
@@ -275,8 +351,12 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--role", required=True, type=click.Choice(["widget", "planner", "admin"]))
-@click.option("--origin", "origins", multiple=True, help="A web origin allowed to use the key (repeatable; required "
-                                                         "for widget keys), e.g. https://www.example.com.")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    help="A web origin allowed to use the key (repeatable; required for widget keys), e.g. https://www.example.com.",
+)
 @click.option("--label", default="", help="What the key is for.")
 @data_dir_option
 def create_key(settings: Settings, role: str, origins: tuple[str, ...], label: str) -> None:
@@ -297,8 +377,10 @@ def list_keys(settings: Settings) -> None:
     from matcher.keys import list_keys as listed
     from matcher.store import Store
 
-    rows = [(k.key_id, k.role, ",".join(k.origins) or "-", k.label or "-", k.created_at[:10], (k.revoked_at or "")[:10])
-            for k in listed(Store(settings.database_path))]
+    rows = [
+        (k.key_id, k.role, ",".join(k.origins) or "-", k.label or "-", k.created_at[:10], (k.revoked_at or "")[:10])
+        for k in listed(Store(settings.database_path))
+    ]
     _table(rows, ["key id", "role", "origins", "label", "created", "revoked"])
 
 
@@ -362,6 +444,6 @@ def _table(rows: list[tuple[str, ...]], headers: list[str]) -> None:
         click.echo("  (none)")
         return
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    click.echo("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    click.echo("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for row in rows:
-        click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)))
+        click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))

@@ -43,8 +43,16 @@ class Detection:
 class MomentDetector:
     """Fitted on (text, moment) examples; ``detect`` gives the likeliest moment and the probability of each."""
 
-    def __init__(self, encoder: Encoder, texts: Sequence[str], labels: Sequence[str], *,
-                 threshold: float, views: tuple[str, ...] = ("embedding", "ngrams"), c: float = REGULARISATION):
+    def __init__(
+        self,
+        encoder: Encoder,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        threshold: float,
+        views: tuple[str, ...] = ("embedding", "ngrams"),
+        c: float = REGULARISATION,
+    ):
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -53,8 +61,9 @@ class MomentDetector:
         self.encoder = encoder
         self.threshold = threshold
         self.views = views
-        self._ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAMS, preprocessor=fold,
-                                       sublinear_tf=True, min_df=2)
+        self._ngrams = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=NGRAMS, preprocessor=fold, sublinear_tf=True, min_df=2
+        )
         self._ngrams.fit(texts)
         self._model = LogisticRegression(C=c, max_iter=5000)
         self._model.fit(self._features(texts), labels)
@@ -77,7 +86,7 @@ class MomentDetector:
     def detect(self, text: str) -> Detection:
         p = self.probabilities([text])[0]
         best = int(np.argmax(p))
-        scores = {m: round(float(v), 4) for m, v in zip(self.moments, p)}
+        scores = {m: round(float(v), 4) for m, v in zip(self.moments, p, strict=True)}
         return Detection(self.moments[best], float(p[best]), scores, float(p[best]) < self.threshold)
 
 
@@ -106,14 +115,18 @@ def training_examples(moments: dict[str, Moment], examples_file: Path | None) ->
         else:
             skipped += 1
     if skipped:
-        logger.warning("%s: %d examples name moments that the moments file does not define; add the moment or "
-                       "remove the lines", examples_file, skipped)
+        logger.warning(
+            "%s: %d examples name moments that the moments file does not define; add the moment or remove the lines",
+            examples_file,
+            skipped,
+        )
     return texts, labels
 
 
 @functools.lru_cache(maxsize=4)
-def fitted_detector(encoder: Encoder, texts: tuple[str, ...], labels: tuple[str, ...],
-                    threshold: float) -> MomentDetector:
+def fitted_detector(
+    encoder: Encoder, texts: tuple[str, ...], labels: tuple[str, ...], threshold: float
+) -> MomentDetector:
     """One fitted detector per encoder and training set in a process (fitting embeds every example)."""
     logger.info("fitting the moment detector on %d examples", len(texts))
     return MomentDetector(encoder, texts, labels, threshold=threshold)
@@ -131,12 +144,18 @@ class _CachedEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        self._cache.update(zip(missing, self._encoder.encode(missing)))
+        self._cache.update(zip(missing, self._encoder.encode(missing), strict=True))
         return np.vstack([self._cache[t] for t in texts]) if texts else np.empty((0, self.dimension), np.float32)
 
 
-def evaluate_detection(encoder: Encoder, moments: dict[str, Moment], training: tuple[list[str], list[str]],
-                       heldout: list[dict], threshold: float, folds: int = 5) -> dict:
+def evaluate_detection(
+    encoder: Encoder,
+    moments: dict[str, Moment],
+    training: tuple[list[str], list[str]],
+    heldout: list[dict],
+    threshold: float,
+    folds: int = 5,
+) -> dict:
     """Held-out accuracy, macro-F1, per-language accuracy and confusion matrix of the detector and of simpler
     ones; and the detector's cross-validated accuracy on the training examples for a few regularisations."""
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -150,28 +169,35 @@ def evaluate_detection(encoder: Encoder, moments: dict[str, Moment], training: t
 
     def measure(predicted: list[str]) -> dict:
         by_language = defaultdict(list)
-        for u, p in zip(heldout, predicted):
+        for u, p in zip(heldout, predicted, strict=True):
             by_language[u.get("language", "?")].append(u["moment"] == p)
-        return {"accuracy": round(accuracy_score(truth, predicted), 4),
-                "macro_f1": round(f1_score(truth, predicted, average="macro"), 4),
-                "by_language": {k: round(float(np.mean(v)), 4) for k, v in sorted(by_language.items())}}
+        return {
+            "accuracy": round(accuracy_score(truth, predicted), 4),
+            "macro_f1": round(f1_score(truth, predicted, average="macro"), 4),
+            "by_language": {k: round(float(np.mean(v)), 4) for k, v in sorted(by_language.items())},
+        }
 
     utterances = [u["text"] for u in heldout]
     detector = MomentDetector(cached, texts, labels, threshold=threshold)
     p = detector.probabilities(utterances)
     predicted = [detector.moments[i] for i in p.argmax(axis=1)]
     confident = p.max(axis=1) >= threshold
-    hits = np.array([a == b for a, b in zip(truth, predicted)])
+    hits = np.array([a == b for a, b in zip(truth, predicted, strict=True)])
     report["detectors"]["relais (embedding + n-grams)"] = {
         **measure(predicted),
         "confusion": {"labels": names, "matrix": confusion_matrix(truth, predicted, labels=names).tolist()},
-        "low_confidence": {"threshold": threshold, "share": round(float(1 - confident.mean()), 4),
-                           "accuracy_confident": round(float(hits[confident].mean()), 4) if confident.any() else None,
-                           "accuracy_low": round(float(hits[~confident].mean()), 4) if (~confident).any() else None},
+        "low_confidence": {
+            "threshold": threshold,
+            "share": round(float(1 - confident.mean()), 4),
+            "accuracy_confident": round(float(hits[confident].mean()), 4) if confident.any() else None,
+            "accuracy_low": round(float(hits[~confident].mean()), 4) if (~confident).any() else None,
+        },
     }
     for view in ("embedding", "ngrams"):
         alone = MomentDetector(cached, texts, labels, threshold=threshold, views=(view,))
-        report["detectors"][f"{view} only"] = measure([alone.moments[i] for i in alone.probabilities(utterances).argmax(1)])
+        report["detectors"][f"{view} only"] = measure(
+            [alone.moments[i] for i in alone.probabilities(utterances).argmax(1)]
+        )
     centroids = np.vstack([cached.encode(moments[n].texts()).mean(axis=0) for n in names])
     nearest = (cached.encode(utterances) @ centroids.T).argmax(axis=1)
     report["detectors"]["nearest moment prototype"] = measure([names[i] for i in nearest])
@@ -181,31 +207,43 @@ def evaluate_detection(encoder: Encoder, moments: dict[str, Moment], training: t
     for c in (1.0, 4.0, 16.0, 64.0):
         scores = []
         for train, test in splits:
-            fold = MomentDetector(cached, [texts[i] for i in train], [labels[i] for i in train],
-                                  threshold=threshold, c=c)
+            fold = MomentDetector(
+                cached, [texts[i] for i in train], [labels[i] for i in train], threshold=threshold, c=c
+            )
             guess = fold.probabilities([texts[i] for i in test]).argmax(axis=1)
-            scores.append(np.mean([fold.moments[g] == labels[i] for g, i in zip(guess, test)]))
+            scores.append(np.mean([fold.moments[g] == labels[i] for g, i in zip(guess, test, strict=True)]))
         cv[str(c)] = {"mean": round(float(np.mean(scores)), 4), "std": round(float(np.std(scores)), 4)}
     report["cross_validation"] = {"folds": folds, "regularisation": cv, "chosen": REGULARISATION}
     return report
 
 
 def format_detection_report(report: dict) -> str:
-    lines = [f"Moment detection: trained on {report['training_examples']} examples, "
-             f"tested on {report['heldout_utterances']} held-out utterances", "",
-             f"{'detector':32}{'accuracy':>10}{'macro-F1':>10}  by language"]
+    lines = [
+        f"Moment detection: trained on {report['training_examples']} examples, "
+        f"tested on {report['heldout_utterances']} held-out utterances",
+        "",
+        f"{'detector':32}{'accuracy':>10}{'macro-F1':>10}  by language",
+    ]
     for name, r in report["detectors"].items():
         langs = ", ".join(f"{k} {v:.3f}" for k, v in r["by_language"].items())
         lines.append(f"{name:32}{r['accuracy']:10.3f}{r['macro_f1']:10.3f}  {langs}")
     main = next(iter(report["detectors"].values()))
     labels, matrix = main["confusion"]["labels"], main["confusion"]["matrix"]
     width = max(len(x) for x in labels) + 2
-    lines += ["", "Confusion matrix (rows: true moment, columns: detected)",
-              " " * width + "".join(f"{x:>{width}}" for x in labels)]
-    lines += [f"{label:{width}}" + "".join(f"{v:{width}d}" for v in row) for label, row in zip(labels, matrix)]
+    lines += [
+        "",
+        "Confusion matrix (rows: true moment, columns: detected)",
+        " " * width + "".join(f"{x:>{width}}" for x in labels),
+    ]
+    lines += [
+        f"{label:{width}}" + "".join(f"{v:{width}d}" for v in row) for label, row in zip(labels, matrix, strict=True)
+    ]
     low = main["low_confidence"]
-    lines += ["", f"Below {low['threshold']} confidence: {low['share']:.1%} of utterances "
-                  f"(accuracy {low['accuracy_low']}); above: accuracy {low['accuracy_confident']}"]
+    lines += [
+        "",
+        f"Below {low['threshold']} confidence: {low['share']:.1%} of utterances "
+        f"(accuracy {low['accuracy_low']}); above: accuracy {low['accuracy_confident']}",
+    ]
     cv = report["cross_validation"]
     lines += ["", f"{cv['folds']}-fold cross-validation on the training examples (chosen C = {cv['chosen']}):"]
     lines += [f"  C = {c:>5}: {r['mean']:.3f} ± {r['std']:.3f}" for c, r in cv["regularisation"].items()]

@@ -128,7 +128,7 @@ def influencer_vectors(
     row_of = {int(k): i for i, k in enumerate(keys)}
     sums = np.zeros_like(profiles)
     counts = np.zeros(len(keys))
-    for content_key, vector in zip(content_keys.tolist(), content_vectors):
+    for content_key, vector in zip(content_keys.tolist(), content_vectors, strict=True):
         row = row_of.get(authors.get(content_key, -1))
         if row is not None:
             sums[row] += vector
@@ -136,8 +136,9 @@ def influencer_vectors(
     has_content = counts > 0
     centroids = np.zeros_like(profiles)
     centroids[has_content] = _unit_rows(sums[has_content])
-    weight = np.array([weights["profile_weight_without_bio"] if int(k) in empty_bio else weights["profile_weight"]
-                       for k in keys])
+    weight = np.array(
+        [weights["profile_weight_without_bio"] if int(k) in empty_bio else weights["profile_weight"] for k in keys]
+    )
     weight[~has_content] = 1.0
     return _unit_rows(weight[:, None] * profiles + (1 - weight)[:, None] * centroids)
 

@@ -43,10 +43,13 @@ def load_judgements(path: Path) -> list[Judgement]:
         try:
             raw = json.loads(line)
             relevant = {str(k): int(v) for k, v in raw["relevant"].items()}
-            out.append(Judgement(str(raw.get("id", number)), raw["query"], raw["moment"],
-                                 raw.get("language") or "?", relevant))
+            out.append(
+                Judgement(str(raw.get("id", number)), raw["query"], raw["moment"], raw.get("language") or "?", relevant)
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ConfigError(f"{path}:{number}: expected {{query, moment, language, relevant: {{id: grade}}}}: {e}") from e
+            raise ConfigError(
+                f"{path}:{number}: expected {{query, moment, language, relevant: {{id: grade}}}}: {e}"
+            ) from e
     return out
 
 
@@ -79,7 +82,10 @@ System = Callable[[Judgement, int], dict[str, list[str]]]
 def relais(engine: Engine, mode: str) -> System:
     def answer(j: Judgement, k: int) -> dict[str, list[str]]:
         result = engine.match(j.moment, j.query, limit=k, retrieval=mode)
-        return {"influencers": [r.row["id"] for r in result.influencers], "content": [r.row["id"] for r in result.content]}
+        return {
+            "influencers": [r.row["id"] for r in result.influencers],
+            "content": [r.row["id"] for r in result.content],
+        }
 
     return answer
 
@@ -119,14 +125,22 @@ def bm25_only(engine: Engine) -> System:
 def popularity(engine: Engine) -> System:
     """The Klout-era habit: the biggest audiences (and the most-liked posts), whatever the question."""
     ranked = {
-        "influencers": [r[0] for r in engine.store.db.execute(
-            "SELECT id FROM influencers WHERE opted_out = 0 ORDER BY followers DESC, key")],
-        "content": [r[0] for r in engine.store.db.execute(
-            """SELECT c.id FROM content c LEFT JOIN influencers i ON i.id = c.influencer_id
+        "influencers": [
+            r[0]
+            for r in engine.store.db.execute(
+                "SELECT id FROM influencers WHERE opted_out = 0 ORDER BY followers DESC, key"
+            )
+        ],
+        "content": [
+            r[0]
+            for r in engine.store.db.execute(
+                """SELECT c.id FROM content c LEFT JOIN influencers i ON i.id = c.influencer_id
                WHERE c.influencer_id IS NULL OR i.opted_out = 0
                ORDER BY coalesce(json_extract(c.engagement, '$.likes'), 0)
                       + coalesce(json_extract(c.engagement, '$.shares'), 0)
-                      + coalesce(json_extract(c.engagement, '$.comments'), 0) DESC, c.key""")],
+                      + coalesce(json_extract(c.engagement, '$.comments'), 0) DESC, c.key"""
+            )
+        ],
     }
     return lambda j, k: {kind: ids[:k] for kind, ids in ranked.items()}
 
@@ -165,8 +179,9 @@ def _visible_ids(engine: Engine) -> dict[str, set[str]]:
 # -- running ----------------------------------------------------------------------------------------
 
 
-def evaluate(engine: Engine, judgements: list[Judgement], k: int = 10,
-             chosen: dict[str, System] | None = None) -> dict[str, Any]:
+def evaluate(
+    engine: Engine, judgements: list[Judgement], k: int = 10, chosen: dict[str, System] | None = None
+) -> dict[str, Any]:
     """{"k", "queries", "systems": {name: {group: {kind: {ndcg, recall, mrr, n}}}}}; groups are 'all',
     'moment:<name>' and 'language:<code>'. A query counts for a kind only if it judges some record of that kind."""
     kind_of = _kinds(engine, judgements)
@@ -180,14 +195,19 @@ def evaluate(engine: Engine, judgements: list[Judgement], k: int = 10,
                 if not relevant:
                     continue
                 ranked = answer[kind]
-                scores = np.array([ndcg_at(ranked, relevant, k), recall_at(ranked, relevant, k),
-                                   reciprocal_rank(ranked[:k], relevant)])
+                scores = np.array(
+                    [
+                        ndcg_at(ranked, relevant, k),
+                        recall_at(ranked, relevant, k),
+                        reciprocal_rank(ranked[:k], relevant),
+                    ]
+                )
                 for group in ("all", f"moment:{j.moment}", f"language:{j.language}"):
                     sums[(group, kind)].append(scores)
         table: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
         for (group, kind), rows in sums.items():
             mean = np.mean(rows, axis=0)
-            table[group][kind] = {**{m: round(float(v), 4) for m, v in zip(METRICS, mean)}, "n": len(rows)}
+            table[group][kind] = {**{m: round(float(v), 4) for m, v in zip(METRICS, mean, strict=True)}, "n": len(rows)}
         out["systems"][name] = dict(table)
     return out
 
@@ -199,8 +219,10 @@ def _kinds(engine: Engine, judgements: list[Judgement]) -> dict[str, str]:
         kinds.update(dict.fromkeys(engine.store.keys_by_id(kind, ids), kind))
     unknown = ids - set(kinds)
     if unknown:
-        raise ConfigError(f"{len(unknown)} judged ids are not in this data dir, e.g. {sorted(unknown)[:3]}: "
-                          "load the dataset the judgements were written for.")
+        raise ConfigError(
+            f"{len(unknown)} judged ids are not in this data dir, e.g. {sorted(unknown)[:3]}: "
+            "load the dataset the judgements were written for."
+        )
     return kinds
 
 
@@ -213,8 +235,9 @@ def format_report(report: dict[str, Any]) -> str:
     sub = f"{'system':18}  " + "  ".join(f"{f'nDCG@{k}':>8}{f'R@{k}':>8}{'MRR':>8}  " for _ in KINDS)
     lines = [f"{report['queries']} labelled queries, k = {k}"]
     for group in groups:
-        sizes = ", ".join(f"{kind} n={next(iter(systems_.values()))[group].get(kind, {}).get('n', 0)}"
-                          for kind in KINDS)
+        sizes = ", ".join(
+            f"{kind} n={next(iter(systems_.values()))[group].get(kind, {}).get('n', 0)}" for kind in KINDS
+        )
         lines += ["", f"== {group} ({sizes})", header, sub.rstrip()]
         for name, table in systems_.items():
             cells = []

@@ -28,7 +28,15 @@ class Filters:
         Values are kept normalised: networks and languages in lower case, topics and products folded.
         """
         values = dict(values or {})
-        unknown = set(values) - {"category", "network", "language", "min_followers", "max_followers", "topics", "products"}
+        unknown = set(values) - {
+            "category",
+            "network",
+            "language",
+            "min_followers",
+            "max_followers",
+            "topics",
+            "products",
+        }
         if unknown:
             raise InvalidRequestError("Unknown filter.", {k: ["Unknown filter."] for k in sorted(unknown)})
         lists = {k: _as_tuple(values.get(k)) for k in ("category", "network", "language", "topics", "products")}

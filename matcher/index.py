@@ -34,7 +34,9 @@ class VectorIndex:
         self._ids = set(_stored_ids(self._index))  # reconstructing an absent id is an error in FAISS
 
     @classmethod
-    def build(cls, ids: np.ndarray, vectors: np.ndarray, dimension: int, meta: dict[str, Any] | None = None) -> VectorIndex:
+    def build(
+        cls, ids: np.ndarray, vectors: np.ndarray, dimension: int, meta: dict[str, Any] | None = None
+    ) -> VectorIndex:
         """A new index over ``vectors``; its type depends on how many there are."""
         ids, vectors = _check(ids, vectors, dimension)
         if len(ids) >= IVF_THRESHOLD:
@@ -102,8 +104,14 @@ class VectorIndex:
     def save(self, path: Path) -> None:
         """Write ``path`` and ``path.json`` atomically (temporary file, fsync, rename)."""
         path = Path(path)
-        meta = {**self.meta, "dimension": self.dimension, "count": self.count, "type": self.kind,
-                "format": FORMAT_VERSION, "faiss": faiss.__version__}
+        meta = {
+            **self.meta,
+            "dimension": self.dimension,
+            "count": self.count,
+            "type": self.kind,
+            "format": FORMAT_VERSION,
+            "faiss": faiss.__version__,
+        }
         _atomic_write(path, faiss.serialize_index(self._index).tobytes())
         _atomic_write(_meta_path(path), json.dumps(meta, indent=2).encode())
 
@@ -152,7 +160,9 @@ def _check(ids: np.ndarray, vectors: np.ndarray, dimension: int) -> tuple[np.nda
     if len(ids) == 0:
         vectors = vectors.reshape(0, dimension)
     if vectors.shape != (len(ids), dimension):
-        raise ValueError(f"Expected {len(ids)} vectors of dimension {dimension}, got an array of shape {vectors.shape}.")
+        raise ValueError(
+            f"Expected {len(ids)} vectors of dimension {dimension}, got an array of shape {vectors.shape}."
+        )
     if len(np.unique(ids)) != len(ids):
         raise ValueError("Duplicate ids in one batch.")
     return ids, vectors

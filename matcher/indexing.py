@@ -102,7 +102,9 @@ class IndexSet:
                 chunk = stale[start : start + 256]
                 rows = self.store.rows(kind, [key for key, _ in chunk])
                 vectors = self.encoder.encode([text_of(kind, rows[key]) for key, _ in chunk])
-                self.store.save_embeddings(kind, self.encoder.name, [(k, h, v) for (k, h), v in zip(chunk, vectors)])
+                self.store.save_embeddings(
+                    kind, self.encoder.name, [(k, h, v) for (k, h), v in zip(chunk, vectors, strict=True)]
+                )
                 done += len(chunk)
                 if progress:
                     progress(f"embedding {kind}", start + len(chunk), len(stale))
@@ -115,10 +117,16 @@ class IndexSet:
         content_keys, content_vectors = self.store.embeddings("content")
         influencer_keys, influencer_vectors = self._influencer_vectors(None)
         self.indexes["content"] = VectorIndex.build(content_keys, content_vectors, self.encoder.dimension, meta)
-        self.indexes["influencers"] = VectorIndex.build(influencer_keys, influencer_vectors, self.encoder.dimension, meta)
+        self.indexes["influencers"] = VectorIndex.build(
+            influencer_keys, influencer_vectors, self.encoder.dimension, meta
+        )
         self.version = version
-        logger.info("built indexes at store version %s in %.2fs: %s", version, time.perf_counter() - started,
-                    {k: i.count for k, i in self.indexes.items()})
+        logger.info(
+            "built indexes at store version %s in %.2fs: %s",
+            version,
+            time.perf_counter() - started,
+            {k: i.count for k, i in self.indexes.items()},
+        )
 
     # -- following writes -----------------------------------------------------------------------
 
@@ -174,8 +182,9 @@ class IndexSet:
         authors = self.store.content_authors(profile_keys.tolist())
         content_keys, content_vectors = self.store.embeddings("content", sorted(authors))
         empty_bio = self.store.keys_with_empty_bio(profile_keys.tolist())
-        combined = embedding.influencer_vectors(profile_keys, profiles, content_keys, content_vectors, authors,
-                                                empty_bio, self.profile_weights)
+        combined = embedding.influencer_vectors(
+            profile_keys, profiles, content_keys, content_vectors, authors, empty_bio, self.profile_weights
+        )
         return profile_keys, combined
 
     # -- checking ---------------------------------------------------------------------------------
@@ -202,8 +211,10 @@ class IndexSet:
             visible = set(self.store.embeddings(kind)[0].tolist())
             indexed = saved[kind].ids
             if visible != indexed:
-                problems.append(f"{kind}: {len(visible - indexed)} visible records not indexed, "
-                                f"{len(indexed - visible)} indexed records not visible (deleted or opted out)")
+                problems.append(
+                    f"{kind}: {len(visible - indexed)} visible records not indexed, "
+                    f"{len(indexed - visible)} indexed records not visible (deleted or opted out)"
+                )
         problems += self._check_vectors(saved)
         problems += self.store.check_fts()
         return problems
@@ -213,8 +224,10 @@ class IndexSet:
         out = []
         content_keys, content_vectors = self.store.embeddings("content")
         influencer_keys, influencer_vectors = self._influencer_vectors(None)
-        for kind, keys, expected in (("content", content_keys, content_vectors),
-                                     ("influencers", influencer_keys, influencer_vectors)):
+        for kind, keys, expected in (
+            ("content", content_keys, content_vectors),
+            ("influencers", influencer_keys, influencer_vectors),
+        ):
             present = [i for i, k in enumerate(keys.tolist()) if saved[kind].has(k)]
             if present and not np.allclose(saved[kind].vectors(keys[present]), expected[present], atol=1e-5):
                 out.append(f"{kind}: indexed vectors differ from the stored embeddings")

@@ -30,23 +30,30 @@ class ApiKey:
     revoked_at: str | None = None
 
     def allows_origin(self, origin: str | None) -> bool:
-        return origin is not None and normalize_origin(origin, strict=False) in self.origins
+        return origin is not None and normalize_origin(origin, strict=True) in self.origins
 
 
-def create_key(store: Store, role: str, origins: list[str] | tuple[str, ...] = (), label: str = "") -> tuple[ApiKey, str]:
+def create_key(
+    store: Store, role: str, origins: list[str] | tuple[str, ...] = (), label: str = ""
+) -> tuple[ApiKey, str]:
     """A new key; returns its record and the key itself (the only time it is seen)."""
     if role not in ROLES:
         raise InvalidRequestError(f"Unknown role {role!r}.", {"role": [f"Must be one of: {', '.join(ROLES)}."]})
     allowed = tuple(dict.fromkeys(normalize_origin(o) for o in origins))
     if role == "widget" and not allowed:
-        raise InvalidRequestError("A widget key is used from web pages: give the origins allowed to use it "
-                                  "(--origin https://www.example.com).", {"origins": ["At least one."]})
+        raise InvalidRequestError(
+            "A widget key is used from web pages: give the origins allowed to use it "
+            "(--origin https://www.example.com).",
+            {"origins": ["At least one."]},
+        )
     key_id = secrets.token_hex(6)
     key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     record = ApiKey(key_id, role, allowed, label, now_iso())
     with store.transaction(bump=False) as db:  # keys are not data: no index, no cache depends on them
-        db.execute("INSERT INTO api_keys (key_id, secret_hash, role, origins, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                   [key_id, _hash(key), role, json.dumps(list(allowed)), label, record.created_at])
+        db.execute(
+            "INSERT INTO api_keys (key_id, secret_hash, role, origins, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [key_id, _hash(key), role, json.dumps(list(allowed)), label, record.created_at],
+        )
     return record, key
 
 
@@ -54,7 +61,7 @@ def verify_key(store: Store, presented: str) -> ApiKey | None:
     """The active key this string is, or None."""
     if not presented.startswith(PREFIX) or presented.count("_") < 2:
         return None
-    key_id = presented[len(PREFIX):].split("_", 1)[0]
+    key_id = presented[len(PREFIX) :].split("_", 1)[0]
     row = next(store.db.query("SELECT * FROM api_keys WHERE key_id = ?", [key_id]), None)
     if row is None or row["revoked_at"] or not hmac.compare_digest(row["secret_hash"], _hash(presented)):
         return None
@@ -68,8 +75,9 @@ def list_keys(store: Store) -> list[ApiKey]:
 def revoke_key(store: Store, key_id: str) -> bool:
     """Revoke at once (the next request with it gets 401); False if there is no such active key."""
     with store.transaction(bump=False) as db:
-        cursor = db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                            [now_iso(), key_id])
+        cursor = db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL", [now_iso(), key_id]
+        )
         return cursor.rowcount == 1
 
 
@@ -85,8 +93,10 @@ def normalize_origin(origin: str, *, strict: bool = True) -> str:
     valid = parsed.scheme in ("http", "https") and parsed.hostname and parsed.path in ("", "/") and not parsed.query
     if not valid:
         if strict:
-            raise InvalidRequestError(f"{origin!r} is not an origin such as https://www.example.com.",
-                                      {"origins": ["Scheme and host (and port), nothing else."]})
+            raise InvalidRequestError(
+                f"{origin!r} is not an origin such as https://www.example.com.",
+                {"origins": ["Scheme and host (and port), nothing else."]},
+            )
         return ""
     default = {"http": 80, "https": 443}[parsed.scheme]
     port = f":{parsed.port}" if parsed.port and parsed.port != default else ""
@@ -98,5 +108,11 @@ def _hash(key: str) -> str:
 
 
 def _record(row: dict) -> ApiKey:
-    return ApiKey(row["key_id"], row["role"], tuple(json.loads(row["origins"])), row["label"], row["created_at"],
-                  row["revoked_at"])
+    return ApiKey(
+        row["key_id"],
+        row["role"],
+        tuple(json.loads(row["origins"])),
+        row["label"],
+        row["created_at"],
+        row["revoked_at"],
+    )

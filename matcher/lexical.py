@@ -57,7 +57,7 @@ def search(
             return []
         where += f" AND rowid IN ({','.join('?' * len(keys))})"
         params.extend(int(k) for k in keys)
-    sql = f"""SELECT rowid, -bm25({table}, {', '.join(str(float(w)) for w in weights)}) AS score
+    sql = f"""SELECT rowid, -bm25({table}, {", ".join(str(float(w)) for w in weights)}) AS score
               FROM {table} WHERE {where} ORDER BY score DESC LIMIT ?"""
     return [(row[0], row[1]) for row in db.execute(sql, [*params, limit])]
 

@@ -78,7 +78,9 @@ def detect_kind_of_text(raw: bytes, *, csv: bool, source: str = "the body") -> s
             return "influencers"
     raise InvalidRequestError(
         f"Cannot tell whether {source} holds influencers or content: name the file influencers*.jsonl or "
-        "content*.jsonl, or pass kind=influencers|content.", {"kind": ["Required: cannot be told from the data."]})
+        "content*.jsonl, or pass kind=influencers|content.",
+        {"kind": ["Required: cannot be told from the data."]},
+    )
 
 
 def _json_objects(lines: list[str]) -> Iterator[dict]:

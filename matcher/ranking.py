@@ -86,10 +86,17 @@ class Ranker:
 
     def rank_content(self, target: Target, filters: Filters, limit: int, now: datetime) -> list[Ranked]:
         authors: dict[str, dict[str, Any]] = {}
-        found = self.retriever.candidates("content", target.vector, target.query, self.pool_size(limit),
-                                          self._content_keep(filters, authors), target.similarity)
-        fits = self._influencer_fits(target, [authors[r["influencer_id"]] for r in found.rows.values()
-                                              if r["influencer_id"] in authors])
+        found = self.retriever.candidates(
+            "content",
+            target.vector,
+            target.query,
+            self.pool_size(limit),
+            self._content_keep(filters, authors),
+            target.similarity,
+        )
+        fits = self._influencer_fits(
+            target, [authors[r["influencer_id"]] for r in found.rows.values() if r["influencer_id"] in authors]
+        )
         weights = scoring.weights_for(self.config, target.moment, "content")
         ranked = []
         for key in found.keys:
@@ -100,13 +107,20 @@ class Ranker:
             parts = {
                 "relevance": Part(found.relevance[key], weights["relevance"], _why_relevant(found, key, target)),
                 "moment_fit": fit.weighted(weights["moment_fit"]),
-                "quality": Part(self.config["format_quality"].get(row["format"], 0.5), weights["quality"],
-                                f"{row['format']} format"),
+                "quality": Part(
+                    self.config["format_quality"].get(row["format"], 0.5), weights["quality"], f"{row['format']} format"
+                ),
                 "influence": scoring.content_influence(self.config, row, author).weighted(weights["influence"]),
-                "freshness": Part(scoring.freshness(self.config, age_days), weights["freshness"],
-                                  f"published {row['published_at'][:10]}"),
-                "tonality": Part(scoring.tonality(row["sentiment"]), weights["tonality"],
-                                 "sentiment unknown" if row["sentiment"] is None else f"sentiment {row['sentiment']:+.1f}"),
+                "freshness": Part(
+                    scoring.freshness(self.config, age_days),
+                    weights["freshness"],
+                    f"published {row['published_at'][:10]}",
+                ),
+                "tonality": Part(
+                    scoring.tonality(row["sentiment"]),
+                    weights["tonality"],
+                    "sentiment unknown" if row["sentiment"] is None else f"sentiment {row['sentiment']:+.1f}",
+                ),
             }
             ranked.append(Ranked(row, scoring.combine(parts), parts, author=author))
         ranked.sort(key=lambda r: (-r.score, r.row["key"]))
@@ -115,17 +129,29 @@ class Ranker:
     # -- influencers ----------------------------------------------------------------------------
 
     def rank_influencers(self, target: Target, filters: Filters, limit: int) -> list[Ranked]:
-        pool = self.retriever.candidates("content", target.vector, target.query,
-                                         self.config["candidates"]["content_for_influencers"],
-                                         self._content_keep(Filters(), {}), target.similarity)
+        pool = self.retriever.candidates(
+            "content",
+            target.vector,
+            target.query,
+            self.config["candidates"]["content_for_influencers"],
+            self._content_keep(Filters(), {}),
+            target.similarity,
+        )
         by_author: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
         for key in pool.keys:
             if pool.rows[key]["influencer_id"]:
                 by_author[pool.rows[key]["influencer_id"]].append((pool.rows[key], pool.relevance[key]))
         # People found through what they publish are candidates as much as those found through their profile.
         authors = list(self.store.keys_by_id("influencers", by_author).values())
-        found = self.retriever.candidates("influencers", target.vector, target.query, self.pool_size(limit),
-                                          self._influencer_keep(filters), target.similarity, include=authors)
+        found = self.retriever.candidates(
+            "influencers",
+            target.vector,
+            target.query,
+            self.pool_size(limit),
+            self._influencer_keep(filters),
+            target.similarity,
+            include=authors,
+        )
         fits = self._influencer_fits(target, list(found.rows.values()))
         weights = scoring.weights_for(self.config, target.moment, "influencer")
         profile_weight = self.config["relevance"]["influencer_profile_weight"]
@@ -143,7 +169,9 @@ class Ranker:
                 best, why = profile, "no content yet"
             value = profile_weight * profile + (1 - profile_weight) * best
             parts = {
-                "relevance": Part(value, weights["relevance"], f"profile {profile:.2f} ({_why_relevant(found, key, target)}), {why}"),
+                "relevance": Part(
+                    value, weights["relevance"], f"profile {profile:.2f} ({_why_relevant(found, key, target)}), {why}"
+                ),
                 "moment_fit": fits[key].weighted(weights["moment_fit"]),
                 "influence": scoring.influencer_influence(self.config, row).weighted(weights["influence"]),
             }
@@ -180,7 +208,7 @@ class Ranker:
         by_key = {r["key"]: r for r in rows}
         return {
             int(k): scoring.influencer_fit(self.config, target.moment, by_key[int(k)], float(s))
-            for k, s in zip(keys, profile.tolist())
+            for k, s in zip(keys, profile.tolist(), strict=True)
         }
 
 

@@ -28,10 +28,18 @@ def detection_dict(detection: Detection, language: str | None = None) -> dict[st
     message = None
     if detection.low_confidence:
         second = sorted(detection.scores.items(), key=lambda item: -item[1])[1]
-        message = (f"Unsure of the moment ({detection.confidence:.2f}): results are for {detection.moment}, "
-                   f"{second[0]} is close ({second[1]:.2f}). Ask the customer a question or send a moment.")
-    return {"moment": detection.moment, "confidence": round(detection.confidence, 4), "scores": detection.scores,
-            "low_confidence": detection.low_confidence, "message": message, "language": language}
+        message = (
+            f"Unsure of the moment ({detection.confidence:.2f}): results are for {detection.moment}, "
+            f"{second[0]} is close ({second[1]:.2f}). Ask the customer a question or send a moment."
+        )
+    return {
+        "moment": detection.moment,
+        "confidence": round(detection.confidence, 4),
+        "scores": detection.scores,
+        "low_confidence": detection.low_confidence,
+        "message": message,
+        "language": language,
+    }
 
 
 def influencer_result(r: Ranked) -> dict[str, Any]:
@@ -49,8 +57,13 @@ def influencer_result(r: Ranked) -> dict[str, Any]:
         "engagement_rate": row["engagement_rate"],
         **_scored(r),
         "evidence": [
-            {"id": c["id"], "title": c["title"] or _excerpt(c["text"], 120), "format": c["format"], "url": c["url"],
-             "relevance": round(relevance, 4)}
+            {
+                "id": c["id"],
+                "title": c["title"] or _excerpt(c["text"], 120),
+                "format": c["format"],
+                "url": c["url"],
+                "relevance": round(relevance, 4),
+            }
             for c, relevance in r.evidence
         ],
     }
@@ -71,8 +84,14 @@ def content_result(r: Ranked) -> dict[str, Any]:
         "products": row["products"],
         "sentiment": row["sentiment"],
         "engagement": row["engagement"],
-        "influencer": None if author is None else {
-            "id": author["id"], "name": author["name"], "category": author["category"], "followers": author["followers"]},
+        "influencer": None
+        if author is None
+        else {
+            "id": author["id"],
+            "name": author["name"],
+            "category": author["category"],
+            "followers": author["followers"],
+        },
         **_scored(r),
     }
 
@@ -94,8 +113,12 @@ def _scored(r: Ranked) -> dict[str, Any]:
     return {
         "score": round(r.score, 4),
         "score_parts": {
-            name: {"value": round(p.value, 4), "weight": p.weight, "contribution": round(p.contribution, 4),
-                   "reason": p.reason}
+            name: {
+                "value": round(p.value, 4),
+                "weight": p.weight,
+                "contribution": round(p.contribution, 4),
+                "reason": p.reason,
+            }
             for name, p in r.parts.items()
         },
         "explanation": r.explanation,

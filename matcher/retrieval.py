@@ -45,8 +45,16 @@ class Retriever:
         self.config = config
         self.mode = mode
 
-    def candidates(self, kind: str, vector: np.ndarray, query: str | None, need: int, keep: Keep,
-                   similarity: Callable[[np.ndarray], np.ndarray], include: list[int] | None = None) -> Candidates:
+    def candidates(
+        self,
+        kind: str,
+        vector: np.ndarray,
+        query: str | None,
+        need: int,
+        keep: Keep,
+        similarity: Callable[[np.ndarray], np.ndarray],
+        include: list[int] | None = None,
+    ) -> Candidates:
         """At least ``need`` accepted records when there are that many, widening both searches as needed.
 
         ``similarity`` scores unit vectors against the target (query and moment) exactly; ``include`` names keys
@@ -75,14 +83,25 @@ class Retriever:
         # A record another process committed a moment ago may be in the full-text index before it is in ours:
         # it waits for the next refresh.
         keys = sorted(k for k in kept if index.has(k))
-        dense = dict(zip(keys, similarity(index.vectors(np.array(keys, dtype=np.int64))).tolist())) if keys else {}
+        dense = (
+            dict(zip(keys, similarity(index.vectors(np.array(keys, dtype=np.int64))).tolist(), strict=True))
+            if keys
+            else {}
+        )
         scores = dict(lexical.search(self.store.db, kind, expression, weights, len(keys), keys)) if expression else {}
         lexical_scores = {key: scores.get(key, 0.0) for key in keys}
         relevance = self._fuse(kind, keys, dense, lexical_scores, use_dense, expression is not None)
         return Candidates({key: rows[key] for key in keys}, dense, lexical_scores, relevance)
 
-    def _fuse(self, kind: str, keys: list[int], dense: dict[int, float], words: dict[int, float], use_dense: bool,
-              use_words: bool) -> dict[int, float]:
+    def _fuse(
+        self,
+        kind: str,
+        keys: list[int],
+        dense: dict[int, float],
+        words: dict[int, float],
+        use_dense: bool,
+        use_words: bool,
+    ) -> dict[int, float]:
         """Relevance in [0, 1]: dense similarity placed within the candidates, BM25 over its best, then fused."""
         if not keys:
             return {}
@@ -101,8 +120,9 @@ class Retriever:
         return {k: alpha * dense_rel[k] + (1 - alpha) * word_rel[k] for k in keys}
 
 
-def _reciprocal_rank_fusion(keys: list[int], dense: dict[int, float], words: dict[int, float],
-                            k: int) -> dict[int, float]:
+def _reciprocal_rank_fusion(
+    keys: list[int], dense: dict[int, float], words: dict[int, float], k: int
+) -> dict[int, float]:
     """Sum of 1 / (k + rank) over both rankings (a record no word matched has no lexical rank), scaled to [0, 1]."""
     fused = dict.fromkeys(keys, 0.0)
     for ranking in (dense, words):

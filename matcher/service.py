@@ -7,7 +7,7 @@ import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,8 @@ class Engine:
         unknown = [t for t in types if t not in RESULT_TYPES]
         if unknown:
             raise InvalidRequestError(
-                f"Unknown type {unknown[0]!r}.", {"types": [f"Must be among: {', '.join(RESULT_TYPES)}."]})
+                f"Unknown type {unknown[0]!r}.", {"types": [f"Must be among: {', '.join(RESULT_TYPES)}."]}
+            )
         query = (query or "").strip() or None
         relevance = self.scoring["relevance"]
         target = Target(
@@ -98,15 +99,20 @@ class Engine:
         )
         ranker = self.ranker if retrieval == self.ranker.retriever.mode else self.ranker.with_mode(retrieval)
         # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
-        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         self.index.refresh()
         with self.index.lock.reading():  # one consistent state of store and indexes for the whole request
             influencers = ranker.rank_influencers(target, filters, limit) if "influencers" in types else []
             content = ranker.rank_content(target, filters, limit, today) if "content" in types else []
         return MatchResult(chosen, query, filters, influencers, content)
 
-    def match_text(self, text: str, filters: Filters | dict[str, Any] | None = None, limit: int = 10,
-                   types: Sequence[str] = RESULT_TYPES) -> MatchResult:
+    def match_text(
+        self,
+        text: str,
+        filters: Filters | dict[str, Any] | None = None,
+        limit: int = 10,
+        types: Sequence[str] = RESULT_TYPES,
+    ) -> MatchResult:
         """For a chatbot: detect the moment of a customer's words, then match them as the query."""
         detection = self.detect(text)
         result = self.match(detection.moment, text, filters, limit, types)
@@ -137,7 +143,10 @@ class Engine:
         row = self.store.row_by_id("influencers", influencer_id)
         if row is None or (row["opted_out"] and not hidden):
             raise NotFoundError(f"No influencer with id {influencer_id!r}.")
-        return {"record": influencer_from_row(row), "content_count": self.store.content_counts([row["id"]]).get(row["id"], 0)}
+        return {
+            "record": influencer_from_row(row),
+            "content_count": self.store.content_counts([row["id"]]).get(row["id"], 0),
+        }
 
     def content(self, content_id: str, *, hidden: bool = False) -> dict[str, Any]:
         """A piece of content and its author (None for brand content); an opted-out author's only with ``hidden``."""
@@ -168,12 +177,22 @@ class Engine:
         for path in files:
             with path.open("rb") as f:
                 lines = _counting(f, path.name, progress)
-                reports.append(self.import_lines(detect_kind(path), lines, str(path),
-                                                 csv=path.suffix.lower() == ".csv", progress=progress))
+                reports.append(
+                    self.import_lines(
+                        detect_kind(path), lines, str(path), csv=path.suffix.lower() == ".csv", progress=progress
+                    )
+                )
         return reports
 
-    def import_lines(self, kind: str, lines: Iterable[bytes | str], source: str, *, csv: bool = False,
-                     progress: Progress | None = None) -> FileReport:
+    def import_lines(
+        self,
+        kind: str,
+        lines: Iterable[bytes | str],
+        source: str,
+        *,
+        csv: bool = False,
+        progress: Progress | None = None,
+    ) -> FileReport:
         """One import of one kind: every line reported, the valid ones written in one transaction."""
         if kind not in KINDS:
             raise InvalidRequestError(f"Unknown kind {kind!r}.", {"kind": [f"Must be one of: {', '.join(KINDS)}."]})
@@ -198,7 +217,7 @@ class Engine:
     def state_tag(self) -> str:
         """Changes whenever an answer may: data written, configuration or model changed, or a new day
         (freshness counts days). What HTTP caches key on."""
-        today = datetime.now(timezone.utc).date().isoformat()
+        today = datetime.now(UTC).date().isoformat()
         return f"{self.store.version}.{self.fingerprint}.{today}"
 
     # -- keeping the indexes right --------------------------------------------------------------

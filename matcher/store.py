@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -114,7 +114,7 @@ class Deleted(NamedTuple):
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Store:
@@ -185,8 +185,9 @@ class Store:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def upsert(self, kind: str, rows: list[dict[str, Any]], vectors: dict[str, tuple[str, np.ndarray]],
-               model: str) -> tuple[list[Written], int | None]:
+    def upsert(
+        self, kind: str, rows: list[dict[str, Any]], vectors: dict[str, tuple[str, np.ndarray]], model: str
+    ) -> tuple[list[Written], int | None]:
         """Insert or update rows and store their new embeddings, all in one transaction.
 
         ``rows`` hold a record's columns and its derived ones (``text_hash``, and ``network`` for content);
@@ -213,8 +214,11 @@ class Store:
                         written.append(Written("updated", key, before))
                 if row["id"] in vectors:
                     text_hash, vector = vectors[row["id"]]
-                    db["embeddings"].insert({"kind": kind, "key": key, "model": model, "text_hash": text_hash,
-                                             "vector": _to_blob(vector)}, pk=("kind", "key"), replace=True)
+                    db["embeddings"].insert(
+                        {"kind": kind, "key": key, "model": model, "text_hash": text_hash, "vector": _to_blob(vector)},
+                        pk=("kind", "key"),
+                        replace=True,
+                    )
             if any(w.outcome != "unchanged" for w in written) or vectors:
                 version = self._bump(db)
         return written, version
@@ -222,15 +226,19 @@ class Store:
     def delete(self, kind: str, record_id: str) -> Deleted | None:
         """Delete a record and its embedding; an influencer's content goes with them. None if there is no such id."""
         with self.transaction(bump=False) as db:
-            found = db.execute(f"SELECT key, {'id' if kind == 'influencers' else 'influencer_id'} FROM {kind} "
-                               "WHERE id = ?", [record_id]).fetchone()
+            found = db.execute(
+                f"SELECT key, {'id' if kind == 'influencers' else 'influencer_id'} FROM {kind} WHERE id = ?",
+                [record_id],
+            ).fetchone()
             if found is None:
                 return None  # nothing deleted, so not even the version changes
             version = self._bump(db)
             key, ref = found
             content_keys = []
             if kind == "influencers":
-                content_keys = [r[0] for r in db.execute("SELECT key FROM content WHERE influencer_id = ?", [record_id])]
+                content_keys = [
+                    r[0] for r in db.execute("SELECT key FROM content WHERE influencer_id = ?", [record_id])
+                ]
                 for chunk in _chunks(content_keys, 500):
                     marks = ",".join("?" * len(chunk))
                     db.execute(f"DELETE FROM embeddings WHERE kind = 'content' AND key IN ({marks})", chunk)
@@ -265,7 +273,7 @@ class Store:
         ids = list(hashes)
         for chunk in _chunks(ids, 500):
             sql = f"""SELECT r.id, e.text_hash, e.model FROM {kind} r
-                      JOIN embeddings e ON e.kind = ? AND e.key = r.key WHERE r.id IN ({','.join('?' * len(chunk))})"""
+                      JOIN embeddings e ON e.kind = ? AND e.key = r.key WHERE r.id IN ({",".join("?" * len(chunk))})"""
             current.update((r[0], (r[1], r[2])) for r in self.db.execute(sql, [kind, *chunk]))
         return [i for i in ids if current.get(i) != (hashes[i], model)]
 
@@ -305,7 +313,9 @@ class Store:
         out: dict[str, int] = {}
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
-            out.update((r[0], r[1]) for r in self.db.execute(f"SELECT id, key FROM {kind} WHERE id IN ({marks})", chunk))
+            out.update(
+                (r[0], r[1]) for r in self.db.execute(f"SELECT id, key FROM {kind} WHERE id IN ({marks})", chunk)
+            )
         return out
 
     def embeddings(self, kind: str, keys: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -509,7 +519,13 @@ def _visible_sql(kind: str) -> str:
 
 
 def _platform_dict(p: Platform) -> dict[str, Any]:
-    return {"network": p.network, "handle": p.handle, "followers": p.followers, "engagement_rate": p.engagement_rate, **p.extra}
+    return {
+        "network": p.network,
+        "handle": p.handle,
+        "followers": p.followers,
+        "engagement_rate": p.engagement_rate,
+        **p.extra,
+    }
 
 
 def _json(value: Any) -> str:

@@ -33,8 +33,9 @@ class Writer:
         self.networks = networks
         self._one_writer = threading.Lock()  # one import or edit at a time in this process
 
-    def import_records(self, kind: str, parsed: Iterable[Any], source: str,
-                       progress: Progress | None = None) -> FileReport:
+    def import_records(
+        self, kind: str, parsed: Iterable[Any], source: str, progress: Progress | None = None
+    ) -> FileReport:
         """Write every valid record of one import in one transaction; report every line."""
         report = FileReport(source, kind)
         records: list[tuple[int, Influencer | Content]] = []
@@ -58,8 +59,10 @@ class Writer:
         """Insert or update one record; content must name a known influencer (or none, for brand content)."""
         if isinstance(record, Content) and record.influencer_id is not None:
             if not self.store.keys_by_id("influencers", [record.influencer_id]):
-                raise InvalidRequestError(f"influencer_id {record.influencer_id!r} is not a known influencer.",
-                                          {"influencer_id": ["Unknown influencer: create it first."]})
+                raise InvalidRequestError(
+                    f"influencer_id {record.influencer_id!r} is not a known influencer.",
+                    {"influencer_id": ["Unknown influencer: create it first."]},
+                )
         with self._one_writer:
             return self._write(kind, [record], None)[0]
 
@@ -93,7 +96,11 @@ class Writer:
         with self.indexes.following():
             written, version = self.store.upsert(kind, rows, vectors, self.encoder.name)
             # changed: a new or edited record, or one whose embedding was redone (e.g. after a model change)
-            changed = [(w, row) for w, row in zip(written, rows) if w.outcome != "unchanged" or row["id"] in vectors]
+            changed = [
+                (w, row)
+                for w, row in zip(written, rows, strict=True)
+                if w.outcome != "unchanged" or row["id"] in vectors
+            ]
             if changed:
                 affected = self._affected(kind, changed)
                 with self.indexes.lock.writing():
@@ -113,13 +120,14 @@ class Writer:
         authors |= {w.before["influencer_id"] for w, _ in changed if w.before}  # a piece may change author
         return list(self.store.keys_by_id("influencers", {a for a in authors if a}).values()), keys
 
-    def _encode(self, kind: str, todo: list[tuple[str, str]], hashes: dict[str, str],
-                progress: Progress | None) -> dict[str, tuple[str, np.ndarray]]:
+    def _encode(
+        self, kind: str, todo: list[tuple[str, str]], hashes: dict[str, str], progress: Progress | None
+    ) -> dict[str, tuple[str, np.ndarray]]:
         out = {}
         for start in range(0, len(todo), ENCODE_BATCH):
             chunk = todo[start : start + ENCODE_BATCH]
             vectors = self.encoder.encode([text for _, text in chunk])
-            out.update((record_id, (hashes[record_id], v)) for (record_id, _), v in zip(chunk, vectors))
+            out.update((record_id, (hashes[record_id], v)) for (record_id, _), v in zip(chunk, vectors, strict=True))
             if progress:
                 progress(f"embedding {kind}", start + len(chunk), len(todo))
         return out
@@ -131,9 +139,13 @@ class Writer:
             if record.influencer_id is None or record.influencer_id in known:
                 kept.append((line, record))
             else:
-                report.rejected.append(Rejection(
-                    line, f"influencer_id {record.influencer_id!r} is not a known influencer (load influencers first)",
-                    record.id))
+                report.rejected.append(
+                    Rejection(
+                        line,
+                        f"influencer_id {record.influencer_id!r} is not a known influencer (load influencers first)",
+                        record.id,
+                    )
+                )
         return kept
 
     def _row(self, kind: str, record: Influencer | Content, text: str) -> dict[str, Any]:

@@ -51,16 +51,32 @@ class MatchRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    moment = fields.String(load_default=None, validate=validate.Length(min=1, max=50),
-                           metadata={"description": "A moment from GET /v1/moments. Required unless text is sent."})
-    query = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=MAX_QUERY),
-                          metadata={"description": "A planner's brief or a page's context."})
-    text = fields.String(load_default=None, validate=validate.Length(min=1, max=MAX_QUERY),
-                         metadata={"description": "A customer's words (chatbots): without a moment, the moment is "
-                                                  "detected from them; they are the query."})
+    moment = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=50),
+        metadata={"description": "A moment from GET /v1/moments. Required unless text is sent."},
+    )
+    query = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=MAX_QUERY),
+        metadata={"description": "A planner's brief or a page's context."},
+    )
+    text = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=MAX_QUERY),
+        metadata={
+            "description": "A customer's words (chatbots): without a moment, the moment is "
+            "detected from them; they are the query."
+        },
+    )
     filters = fields.Nested(FiltersSchema, load_default=dict)
-    limit = fields.Integer(strict=True, load_default=10, validate=validate.Range(min=1, max=MAX_LIMIT),
-                           metadata={"description": "Results per list."})
+    limit = fields.Integer(
+        strict=True,
+        load_default=10,
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": "Results per list."},
+    )
     types = fields.List(
         fields.String(validate=validate.OneOf(RESULT_TYPES)),
         load_default=lambda: list(RESULT_TYPES),
@@ -100,8 +116,10 @@ class MatchQuerySchema(Schema):
     def to_request(self, args: dict[str, Any]) -> dict[str, Any]:
         """The JSON body this query string stands for."""
         split = {k: [p.strip() for p in args[k].split(",") if p.strip()] for k in self.LISTS if k in args}
-        body: dict[str, Any] = {"moment": args["moment"], "filters": {
-            **split, **{k: args[k] for k in ("min_followers", "max_followers") if k in args}}}
+        body: dict[str, Any] = {
+            "moment": args["moment"],
+            "filters": {**split, **{k: args[k] for k in ("min_followers", "max_followers") if k in args}},
+        }
         if "query" in args:
             body["query"] = args["query"]
         if "limit" in args:

@@ -6,7 +6,7 @@ Unknown fields are kept (in ``extra``) and written back on dump, so a record sur
 from __future__ import annotations
 
 import re
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from marshmallow import (
@@ -80,8 +80,9 @@ class PlatformSchema(_ContractSchema):
     network = fields.String(required=True, validate=[validate.Length(min=1, max=50), NOT_BLANK])
     handle = fields.String(load_default="", allow_none=True, validate=validate.Length(max=300))
     followers = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_AUDIENCE))
-    engagement_rate = fields.Float(load_default=None, allow_none=True,
-                                   validate=validate.Range(min=0, max=MAX_ENGAGEMENT_RATE))
+    engagement_rate = fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(min=0, max=MAX_ENGAGEMENT_RATE)
+    )
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Platform:
@@ -95,8 +96,9 @@ class InfluencerSchema(_ContractSchema):
     id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     name = fields.String(required=True, validate=[validate.Length(min=1, max=300), NOT_BLANK])
     bio = fields.String(load_default="", allow_none=True, validate=validate.Length(max=5000))
-    topics = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list,
-                         validate=validate.Length(max=200))
+    topics = fields.List(
+        fields.String(validate=validate.Length(max=100)), load_default=list, validate=validate.Length(max=200)
+    )
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     language = fields.String(load_default=None, allow_none=True)
     country = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=60))
@@ -172,7 +174,7 @@ class ContentSchema(_ContractSchema):
         data["products"] = clean_tags(data["products"])
         data["language"] = normalize_language(data["language"])
         if data["published_at"].tzinfo is None:
-            data["published_at"] = data["published_at"].replace(tzinfo=timezone.utc)
+            data["published_at"] = data["published_at"].replace(tzinfo=UTC)
         return Content(**data)
 
 

@@ -53,9 +53,14 @@ def openapi() -> Any:
 def docs() -> Any:
     """The API reference, for people."""
     spec = document()
-    html = render_template_string(PAGE, spec=spec, intro=_paragraphs(INTRO), fields=lambda s: _fields(spec, s),
-                                  as_json=lambda v: json.dumps(v, ensure_ascii=False, indent=2),
-                                  paragraphs=_paragraphs)
+    html = render_template_string(
+        PAGE,
+        spec=spec,
+        intro=_paragraphs(INTRO),
+        fields=lambda s: _fields(spec, s),
+        as_json=lambda v: json.dumps(v, ensure_ascii=False, indent=2),
+        paragraphs=_paragraphs,
+    )
     return html, 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
@@ -68,8 +73,13 @@ def document() -> dict[str, Any]:
 
 
 def build(app: Flask) -> dict[str, Any]:
-    spec = APISpec(title="Relais API", version=matcher.__version__, openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()], info={"description": INTRO})
+    spec = APISpec(
+        title="Relais API",
+        version=matcher.__version__,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": INTRO},
+    )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     spec.components.schema("Error", schema=ErrorSchema)
@@ -78,8 +88,10 @@ def build(app: Flask) -> dict[str, Any]:
         if op is None:
             continue
         path, parameters = _path(rule, op.path_example)
-        operations = {method.lower(): _operation(op, rule.endpoint, parameters)
-                      for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})}
+        operations = {
+            method.lower(): _operation(op, rule.endpoint, parameters)
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        }
         spec.path(path=path, operations=operations)
     out = spec.to_dict()
     moments = sorted(app.extensions["relais"].moments)
@@ -94,8 +106,11 @@ def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]]) -
     description = op.description.split("\n", 1)[1].strip() if "\n" in op.description else ""
     roles = ", ".join(op.roles) if op.roles else "public: no key"
     out: dict[str, Any] = {
-        "summary": op.summary, "description": f"{description}\n\nWho may call it: {roles}.".strip(),
-        "operationId": endpoint.replace(".", "_"), "tags": [op.tag], "x-roles": list(op.roles) or ["public"],
+        "summary": op.summary,
+        "description": f"{description}\n\nWho may call it: {roles}.".strip(),
+        "operationId": endpoint.replace(".", "_"),
+        "tags": [op.tag],
+        "x-roles": list(op.roles) or ["public"],
         "security": [{"bearer": []}, {"apiKey": []}] if op.roles else [],
     }
     params = list(parameters)
@@ -110,11 +125,21 @@ def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]]) -
         out["requestBody"] = {"required": True, "content": {"application/json": body}}
     elif op.lines:
         text = {"schema": {"type": "string"}}
-        out["requestBody"] = {"required": True, "description": "JSON Lines in the data contract, or CSV with a header "
-                              "(Content-Type: text/csv). `kind` may be given, else it is told from the first record.",
-                              "content": {"application/x-ndjson": text, "text/csv": text}}
-        out["parameters"] = [*params, {"in": "query", "name": "kind", "required": False,
-                                       "schema": {"type": "string", "enum": ["influencers", "content"]}}]
+        out["requestBody"] = {
+            "required": True,
+            "description": "JSON Lines in the data contract, or CSV with a header "
+            "(Content-Type: text/csv). `kind` may be given, else it is told from the first record.",
+            "content": {"application/x-ndjson": text, "text/csv": text},
+        }
+        out["parameters"] = [
+            *params,
+            {
+                "in": "query",
+                "name": "kind",
+                "required": False,
+                "schema": {"type": "string", "enum": ["influencers", "content"]},
+            },
+        ]
     responses: dict[str, Any] = {}
     for status, (schema, text) in op.responses.items():
         responses[str(status)] = {"description": text}
@@ -125,11 +150,14 @@ def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]]) -
     elif op.tag == "service" and op.summary.startswith("The OpenAPI"):
         responses["200"]["content"] = {"application/json": {"schema": {"type": "object"}}}
     for status in _error_statuses(op, has_path=bool(parameters)):
-        responses[str(status)] = {"description": ERRORS[status],
-                                  "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[str(status)] = {
+            "description": ERRORS[status],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
         if status == 429:
-            responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"},
-                                                           "description": "Seconds to wait."}}
+            responses["429"]["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}
+            }
     out["responses"] = responses
     return out
 
@@ -153,7 +181,12 @@ def _path(rule: Rule, example: str | None) -> tuple[str, list[dict[str, Any]]]:
     path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)
     params = []
     for name in names:
-        param: dict[str, Any] = {"in": "path", "name": name, "required": True, "schema": {"type": "string", "minLength": 1}}
+        param: dict[str, Any] = {
+            "in": "path",
+            "name": name,
+            "required": True,
+            "schema": {"type": "string", "minLength": 1},
+        }
         if example:
             param["example"] = example
         params.append(param)
@@ -171,12 +204,21 @@ def _fields(spec: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]
         if kind == "array":
             items = prop.get("items", {})
             kind = f"list of {items.get('type') or items.get('$ref', '').rsplit('/', 1)[-1] or 'values'}"
-        constraints = [f"one of {', '.join(map(str, prop['enum']))}" if "enum" in prop else "",
-                       f"≥ {prop['minimum']}" if "minimum" in prop else "", f"≤ {prop['maximum']}" if "maximum" in prop else "",
-                       f"at most {prop['maxLength']} characters" if "maxLength" in prop else ""]
-        rows.append({"name": name, "type": kind + (" or null" if prop.get("nullable") else ""),
-                     "required": name in required, "description": prop.get("description", ""),
-                     "constraints": "; ".join(c for c in constraints if c)})
+        constraints = [
+            f"one of {', '.join(map(str, prop['enum']))}" if "enum" in prop else "",
+            f"≥ {prop['minimum']}" if "minimum" in prop else "",
+            f"≤ {prop['maximum']}" if "maximum" in prop else "",
+            f"at most {prop['maxLength']} characters" if "maxLength" in prop else "",
+        ]
+        rows.append(
+            {
+                "name": name,
+                "type": kind + (" or null" if prop.get("nullable") else ""),
+                "required": name in required,
+                "description": prop.get("description", ""),
+                "constraints": "; ".join(c for c in constraints if c),
+            }
+        )
     return rows
 
 
@@ -208,25 +250,31 @@ pre{padding:.7rem;overflow-x:auto} code{padding:0 .25rem}
 table{border-collapse:collapse;width:100%;font-size:14px} td,th{border-bottom:1px solid #eee;padding:.25rem .4rem;
 text-align:left;vertical-align:top} nav a{margin-right:1rem}
 </style></head><body>
-<h1>{{ spec.info.title }}</h1><p>version {{ spec.info.version }} · OpenAPI document: <a href="/openapi.json">/openapi.json</a></p>
+<h1>{{ spec.info.title }}</h1>
+<p>version {{ spec.info.version }} · OpenAPI document: <a href="/openapi.json">/openapi.json</a></p>
 {% for p in intro %}<p>{{ p }}</p>{% endfor %}
 <nav>{% for path, ops in spec.paths.items() %}{% for method, op in ops.items() %}
-<a href="#{{ op.operationId }}"><span class="method {{ method }}">{{ method|upper }}</span>{{ path }}</a><br>{% endfor %}{% endfor %}</nav>
+<a href="#{{ op.operationId }}"><span class="method {{ method }}">{{ method|upper }}</span>{{ path }}</a><br>
+{% endfor %}{% endfor %}</nav>
 {% for path, ops in spec.paths.items() %}{% for method, op in ops.items() %}
 <h3 id="{{ op.operationId }}"><span class="method {{ method }}">{{ method|upper }}</span><code>{{ path }}</code>
 <span class="roles">{{ op['x-roles']|join(', ') }}</span></h3>
 <p><strong>{{ op.summary }}</strong></p>{% for p in paragraphs(op.description) %}<p>{{ p }}</p>{% endfor %}
 {% if op.parameters %}<table><tr><th>parameter</th><th>in</th><th>type</th><th>required</th><th>notes</th></tr>
-{% for prm in op.parameters %}<tr><td><code>{{ prm.name }}</code></td><td>{{ prm['in'] }}</td><td>{{ prm.schema.type }}</td>
-<td>{{ 'yes' if prm.required else '' }}</td><td>{{ prm.description or '' }}{% if prm.schema.enum %} one of {{ prm.schema.enum|join(', ') }}{% endif %}</td></tr>{% endfor %}</table>{% endif %}
+{% for prm in op.parameters %}<tr><td><code>{{ prm.name }}</code></td><td>{{ prm['in'] }}</td>
+<td>{{ prm.schema.type }}</td><td>{{ 'yes' if prm.required else '' }}</td>
+<td>{{ prm.description or '' }}{% if prm.schema.enum %} one of {{ prm.schema.enum|join(', ') }}{% endif %}
+{% if prm.example %} e.g. <code>{{ prm.example }}</code>{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% if op.requestBody %}{% for media, body in op.requestBody.content.items() %}
 <p>Body (<code>{{ media }}</code>){% if op.requestBody.description %}: {{ op.requestBody.description }}{% endif %}</p>
 {% if body.schema.get('$ref') %}<table><tr><th>field</th><th>type</th><th>required</th><th>notes</th></tr>
-{% for f in fields(body.schema) %}<tr><td><code>{{ f.name }}</code></td><td>{{ f.type }}</td><td>{{ 'yes' if f.required else '' }}</td>
+{% for f in fields(body.schema) %}<tr><td><code>{{ f.name }}</code></td><td>{{ f.type }}</td>
+<td>{{ 'yes' if f.required else '' }}</td>
 <td>{{ f.description }}{% if f.constraints %} ({{ f.constraints }}){% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% if body.example %}<pre>{{ as_json(body.example) }}</pre>{% endif %}{% endfor %}{% endif %}
 <table><tr><th>status</th><th>answer</th></tr>{% for status, r in op.responses.items() %}
-<tr><td>{{ status }}</td><td>{{ r.description }}{% for media, c in (r.content or {}).items() %}{% if c.schema.get('$ref') %}
- <code>{{ c.schema['$ref'].rsplit('/', 1)[-1] }}</code>{% endif %}{% endfor %}</td></tr>{% endfor %}</table>
+<tr><td>{{ status }}</td><td>{{ r.description }}{% for media, c in (r.content or {}).items() %}
+{% if c.schema.get('$ref') %} <code>{{ c.schema['$ref'].rsplit('/', 1)[-1] }}</code>{% endif %}
+{% endfor %}</td></tr>{% endfor %}</table>
 {% endfor %}{% endfor %}
 </body></html>"""

@@ -27,8 +27,13 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 DEV_KEY = ApiKey("dev", "admin", (), "dev mode: no authentication", "")
 # What a JSON route accepts: JSON, curl -d's default form type, or nothing said.
 JSON_TYPES = {"", "application/json", "application/x-www-form-urlencoded"}
-LINES_TYPES = JSON_TYPES | {"application/x-ndjson", "application/jsonl", "application/json-lines", "text/plain",
-                            "text/csv"}
+LINES_TYPES = JSON_TYPES | {
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/json-lines",
+    "text/plain",
+    "text/csv",
+}
 CORS_HEADERS = "Authorization, X-API-Key, Content-Type, If-None-Match, X-Request-ID"
 
 
@@ -38,8 +43,13 @@ def install(app: Flask) -> Limiter:
     app.before_request(_start)
     app.before_request(_guard)
     app.after_request(_finish)
-    limiter = Limiter(key_func=_rate_key, default_limits=[_rate_limit], headers_enabled=True,
-                      storage_uri=app.config["RATELIMIT_STORAGE_URI"], strategy="moving-window")
+    limiter = Limiter(
+        key_func=_rate_key,
+        default_limits=[_rate_limit],
+        headers_enabled=True,
+        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        strategy="moving-window",
+    )
     limiter.init_app(app)
     return limiter
 
@@ -63,12 +73,16 @@ def _guard() -> Response | None:
     elif op.roles:
         g.api_key = _authenticate(presented)
         if g.api_key.role not in op.roles:
-            raise ForbiddenError(f"A {g.api_key.role} key cannot call {request.method} {request.path}; this needs "
-                                 f"one of: {', '.join(op.roles)}.")
+            raise ForbiddenError(
+                f"A {g.api_key.role} key cannot call {request.method} {request.path}; this needs "
+                f"one of: {', '.join(op.roles)}."
+            )
         origin = request.headers.get("Origin")
         if g.api_key.role == "widget" and not g.api_key.allows_origin(origin):
-            raise ForbiddenError(f"This widget key is not allowed from {origin or 'a request without an Origin'}: "
-                                 "it works only from the web pages it was created for.")
+            raise ForbiddenError(
+                f"This widget key is not allowed from {origin or 'a request without an Origin'}: "
+                "it works only from the web pages it was created for."
+            )
     if op.accepts_body:
         _check_body(op.max_body, LINES_TYPES if op.lines else JSON_TYPES)
     return None
@@ -94,8 +108,9 @@ def _check_body(limit: int, types: set[str]) -> None:
         raise RequestEntityTooLarge(f"The body is {request.content_length} bytes; this route takes {limit} at most.")
     mimetype = request.mimetype
     if mimetype not in types and not mimetype.endswith("+json"):
-        raise UnsupportedMediaType(f"Content-Type {mimetype!r} is not accepted here; send "
-                                   f"{' or '.join(sorted(t for t in types if t))}.")
+        raise UnsupportedMediaType(
+            f"Content-Type {mimetype!r} is not accepted here; send {' or '.join(sorted(t for t in types if t))}."
+        )
 
 
 def _preflight() -> Response:
@@ -103,12 +118,14 @@ def _preflight() -> Response:
     response = current_app.make_response(("", 204))
     origin = request.headers.get("Origin", "")
     if origin and (current_app.config["DEV_MODE"] or origin in allowed_origins(engine().store)):
-        response.headers.update({
-            "Access-Control-Allow-Origin": origin,
-            "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
-            "Access-Control-Allow-Headers": CORS_HEADERS,
-            "Access-Control-Max-Age": "600",
-        })
+        response.headers.update(
+            {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+                "Access-Control-Allow-Headers": CORS_HEADERS,
+                "Access-Control-Max-Age": "600",
+            }
+        )
     response.headers["Vary"] = "Origin"
     return response
 
@@ -124,12 +141,20 @@ def _finish(response: Response) -> Response:
         response.headers["Access-Control-Expose-Headers"] = "ETag, X-Request-ID, Retry-After, X-RateLimit-Remaining"
     response.vary.add("Origin")
     if request.method != "OPTIONS":
-        access.info("request", extra={
-            "request_id": g.get("request_id"), "method": request.method,
-            "route": request.url_rule.rule if request.url_rule else None, "path": request.path,
-            "status": response.status_code, "duration_ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 1),
-            "key_id": key.key_id if key else None, "role": key.role if key else None, "origin": origin,
-        })
+        access.info(
+            "request",
+            extra={
+                "request_id": g.get("request_id"),
+                "method": request.method,
+                "route": request.url_rule.rule if request.url_rule else None,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.get("started", 0)) * 1000, 1),
+                "key_id": key.key_id if key else None,
+                "role": key.role if key else None,
+                "origin": origin,
+            },
+        )
     return response
 
 
@@ -153,8 +178,10 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname,
-            "logger": record.name, "message": record.getMessage(),
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
         }
         out.update({k: v for k, v in record.__dict__.items() if k not in self.STANDARD})
         if record.exc_info:

@@ -22,13 +22,22 @@ from routes import ANYONE, engine, json_body, operation, reply
 
 bp = Blueprint("matching", __name__, url_prefix="/v1")
 
-MATCH_EXAMPLE = {"moment": "technical_validation", "query": "compatibilité des capteurs avec la box", "limit": 3,
-                 "filters": {"language": "fr"}}
+MATCH_EXAMPLE = {
+    "moment": "technical_validation",
+    "query": "compatibilité des capteurs avec la box",
+    "limit": 3,
+    "filters": {"language": "fr"},
+}
 
 
 @bp.post("/match")
-@operation(roles=ANYONE, tag="matching", body=MatchRequestSchema, example=MATCH_EXAMPLE,
-           responses={200: (MatchResponseSchema, "Ranked influencers and content, each score with its parts.")})
+@operation(
+    roles=ANYONE,
+    tag="matching",
+    body=MatchRequestSchema,
+    example=MATCH_EXAMPLE,
+    responses={200: (MatchResponseSchema, "Ranked influencers and content, each score with its parts.")},
+)
 def match() -> Any:
     """Best influencers and content for a moment (or a customer's words), an optional query and filters.
 
@@ -41,10 +50,16 @@ def match() -> Any:
 
 
 @bp.get("/match")
-@operation(roles=ANYONE, tag="matching", query=MatchQuerySchema,
-           example={"moment": "discovery", "types": "content", "products": "homelive", "limit": 3},
-           responses={200: (MatchResponseSchema, "As POST /v1/match; with ETag and Cache-Control."),
-                      304: (None, "Not modified: the answer is the one your cache holds (If-None-Match).")})
+@operation(
+    roles=ANYONE,
+    tag="matching",
+    query=MatchQuerySchema,
+    example={"moment": "discovery", "types": "content", "products": "homelive", "limit": 3},
+    responses={
+        200: (MatchResponseSchema, "As POST /v1/match; with ETag and Cache-Control."),
+        304: (None, "Not modified: the answer is the one your cache holds (If-None-Match)."),
+    },
+)
 def match_cached() -> Any:
     """The same match in a query string, for web pages: cacheable (ETag, Cache-Control).
 
@@ -55,17 +70,24 @@ def match_cached() -> Any:
     params = load_or_raise(MatchRequestSchema(), MatchQuerySchema().to_request(args))
     state = json.dumps([engine().state_tag(), params], sort_keys=True, default=str)
     etag = hashlib.sha256(state.encode()).hexdigest()[:32]
-    headers = {"Cache-Control": f"public, max-age={current_app.config['CACHE_MAX_AGE']}", "ETag": f'"{etag}"',
-               "Vary": "Origin, Authorization, X-API-Key"}
+    headers = {
+        "Cache-Control": f"public, max-age={current_app.config['CACHE_MAX_AGE']}",
+        "ETag": f'"{etag}"',
+        "Vary": "Origin, Authorization, X-API-Key",
+    }
     if etag in request.if_none_match:
         return "", 304, headers
     return reply(MatchResponseSchema(), match_dict(_run(params)), headers=headers)
 
 
 @bp.post("/moments/detect")
-@operation(roles=ANYONE, tag="moments", body=DetectRequestSchema,
-           example={"text": "est-ce que ça marche avec ma freebox ?", "language": "fr"},
-           responses={200: (DetectionSchema, "The likeliest moment, its probability and each moment's.")})
+@operation(
+    roles=ANYONE,
+    tag="moments",
+    body=DetectRequestSchema,
+    example={"text": "est-ce que ça marche avec ma freebox ?", "language": "fr"},
+    responses={200: (DetectionSchema, "The likeliest moment, its probability and each moment's.")},
+)
 def detect() -> Any:
     """The moment of a customer's words, its probability and each moment's.
 
@@ -81,9 +103,15 @@ def detect() -> Any:
 def moments() -> Any:
     """The moments this deployment knows, as defined in its moments file."""
     out = [
-        {"name": m.name, "label": m.label, "description": m.description,
-         "examples": [{"text": e.text, "language": e.language} for e in m.examples],
-         "formats": m.format_weights, "categories": m.category_weights, "topics": m.influencer_topics}
+        {
+            "name": m.name,
+            "label": m.label,
+            "description": m.description,
+            "examples": [{"text": e.text, "language": e.language} for e in m.examples],
+            "formats": m.format_weights,
+            "categories": m.category_weights,
+            "topics": m.influencer_topics,
+        }
         for m in engine().moments.values()
     ]
     return reply(MomentListSchema(), {"moments": out})

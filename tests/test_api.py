@@ -27,8 +27,11 @@ def post(client, body, **kwargs):
 
 
 def test_match_returns_ranked_explained_results(client):
-    response = post(client, {"moment": "technical_validation", "query": "compatibilité des capteurs avec la box",
-                             "limit": 3}, content_type="application/json")
+    response = post(
+        client,
+        {"moment": "technical_validation", "query": "compatibilité des capteurs avec la box", "limit": 3},
+        content_type="application/json",
+    )
     assert response.status_code == 200
     body = response.get_json()
     assert MatchResponseSchema().validate(body) == {}
@@ -48,8 +51,15 @@ def test_match_accepts_curl_form_encoding(client):
 
 
 def test_types_and_filters_shape_the_answer(client):
-    body = post(client, {"moment": "desirability", "types": ["content"], "limit": 4,
-                         "filters": {"category": "customer", "language": ["fr"]}}).get_json()
+    body = post(
+        client,
+        {
+            "moment": "desirability",
+            "types": ["content"],
+            "limit": 4,
+            "filters": {"category": "customer", "language": ["fr"]},
+        },
+    ).get_json()
     assert body["influencers"] == [] and len(body["content"]) == 4
     assert all(c["influencer"]["category"] == "customer" and c["language"] == "fr" for c in body["content"])
     assert body["filters"] == {"category": ["customer"], "language": ["fr"]}
@@ -73,8 +83,12 @@ ERRORS = [  # (body, status, code, field named in the error or None)
     ({"moment": "discovery", "filters": {"category": "celebrity"}}, 400, "invalid_request", "filters"),
     ({"moment": "discovery", "filters": {"colour": "red"}}, 400, "invalid_request", "filters"),
     ({"moment": "discovery", "filters": {"min_followers": -1}}, 400, "invalid_request", "filters"),
-    ({"moment": "discovery", "filters": {"min_followers": 10, "max_followers": 1}}, 400, "invalid_request",
-     "min_followers"),
+    (
+        {"moment": "discovery", "filters": {"min_followers": 10, "max_followers": 1}},
+        400,
+        "invalid_request",
+        "min_followers",
+    ),
     ({"moment": "discovery", "filters": "partner"}, 400, "invalid_request", "filters"),
     ({"moment": "discovery", "filter": {}}, 400, "invalid_request", "filter"),
 ]
@@ -122,8 +136,13 @@ def test_unknown_and_opted_out_ids_are_not_found(client, app, influencers, conte
     _, key = create_key(app.extensions["relais"].store, "planner")
     hidden = next(i for i, r in influencers.items() if r.get("opted_out"))
     hidden_content = next(c for c, r in contents.items() if r["influencer_id"] == hidden)
-    for url in ("/v1/influencers/nobody", f"/v1/influencers/{hidden}", "/v1/content/nothing",
-                f"/v1/content/{hidden_content}", "/v1/nowhere"):
+    for url in (
+        "/v1/influencers/nobody",
+        f"/v1/influencers/{hidden}",
+        "/v1/content/nothing",
+        f"/v1/content/{hidden_content}",
+        "/v1/nowhere",
+    ):
         response = client.get(url, headers={"X-API-Key": key})
         assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found", url
 

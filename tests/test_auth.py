@@ -32,8 +32,12 @@ ROUTES = [
     ("get", "/openapi.json", None, "public"),
     ("get", "/docs", None, "public"),
 ]
-ALLOWED = {"anyone": {"widget", "planner", "admin"}, "readers": {"planner", "admin"}, "admin": {"admin"},
-           "public": {None, "widget", "planner", "admin"}}
+ALLOWED = {
+    "anyone": {"widget", "planner", "admin"},
+    "readers": {"planner", "admin"},
+    "admin": {"admin"},
+    "public": {None, "widget", "planner", "admin"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,9 @@ def app(homelive_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def keys(app):
     store = app.extensions["relais"].store
-    return {role: create_key(store, role, [SITE] if role == "widget" else [])[1] for role in ("widget", "planner", "admin")}
+    return {
+        role: create_key(store, role, [SITE] if role == "widget" else [])[1] for role in ("widget", "planner", "admin")
+    }
 
 
 def call(client, method, path, body, key=None, origin=SITE, role=""):
@@ -73,10 +79,16 @@ def test_every_role_on_every_route(app, keys, role, method, path, body, who):
         assert role in response.get_json()["error"]["message"]
 
 
-@pytest.mark.parametrize(("origin", "allowed"), [
-    (SITE, True), ("https://www.example.com:443", True), ("https://evil.example", False),
-    ("http://www.example.com", False), (None, False),
-])
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        (SITE, True),
+        ("https://www.example.com:443", True),
+        ("https://evil.example", False),
+        ("http://www.example.com", False),
+        (None, False),
+    ],
+)
 def test_a_widget_key_works_only_from_its_origins(app, keys, origin, allowed):
     response = call(app.test_client(), "post", "/v1/match", {"moment": "discovery", "limit": 1}, keys["widget"], origin)
     assert response.status_code == (200 if allowed else 403)
@@ -115,12 +127,16 @@ def test_preflight_answers_only_known_origins(app, keys):
     ok = client.options("/v1/match", headers={"Origin": SITE, "Access-Control-Request-Method": "POST"})
     assert ok.status_code == 204 and ok.headers["Access-Control-Allow-Origin"] == SITE
     assert "Authorization" in ok.headers["Access-Control-Allow-Headers"]
-    other = client.options("/v1/match", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    other = client.options(
+        "/v1/match", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    )
     assert other.status_code == 204 and "Access-Control-Allow-Origin" not in other.headers
 
 
 def test_dev_mode_is_off_by_default_and_explicit(homelive_dir):
-    assert create_app({"DATA_DIR": str(homelive_dir), "WARM_DETECTOR": False}).test_client().get(
-        "/v1/moments").status_code == 401
+    assert (
+        create_app({"DATA_DIR": str(homelive_dir), "WARM_DETECTOR": False}).test_client().get("/v1/moments").status_code
+        == 401
+    )
     dev = create_app({"DATA_DIR": str(homelive_dir), "WARM_DETECTOR": False, "DEV_MODE": True})
     assert dev.test_client().get("/v1/moments").status_code == 200

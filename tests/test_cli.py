@@ -34,12 +34,32 @@ def test_load_if_empty_skips_a_loaded_dir(homelive_dir, tmp_path):
 
 
 def test_match_prints_tables_and_json(homelive_dir):
-    table = run("match", "--data-dir", homelive_dir, "-m", "technical_validation", "-n", "3",
-                "compatibilité des capteurs avec la box")
+    table = run(
+        "match",
+        "--data-dir",
+        homelive_dir,
+        "-m",
+        "technical_validation",
+        "-n",
+        "3",
+        "compatibilité des capteurs avec la box",
+    )
     assert table.exit_code == 0
     assert "Influencers" in table.output and "Content" in table.output and "partner" in table.output
-    as_json = run("match", "--data-dir", homelive_dir, "-m", "discovery", "--json", "--type", "content",
-                  "--network", "instagram", "-n", "2")
+    as_json = run(
+        "match",
+        "--data-dir",
+        homelive_dir,
+        "-m",
+        "discovery",
+        "--json",
+        "--type",
+        "content",
+        "--network",
+        "instagram",
+        "-n",
+        "2",
+    )
     body = json.loads(as_json.output)
     assert body["influencers"] == [] and [c["network"] for c in body["content"]] == ["instagram", "instagram"]
 

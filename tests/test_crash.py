@@ -30,8 +30,9 @@ class Server:
         self.log = log.open("a")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         command = [sys.executable, "-m", "matcher", "serve", "--data-dir", str(data), "--port", str(self.port)]
-        self.process = subprocess.Popen(command + (["--dev"] if dev else []), cwd=PROJECT_DIR, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command + (["--dev"] if dev else []), cwd=PROJECT_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -61,8 +62,9 @@ def bulk(count: int, tag: str) -> bytes:
     lines = []
     for n in range(count):
         piece = pieces[n % len(pieces)]
-        lines.append(json.dumps({**piece, "id": f"cnt-{tag}-{n}", "title": f"{piece['title']} ({tag} {n})"},
-                                ensure_ascii=False))
+        lines.append(
+            json.dumps({**piece, "id": f"cnt-{tag}-{n}", "title": f"{piece['title']} ({tag} {n})"}, ensure_ascii=False)
+        )
     return "\n".join(lines).encode()
 
 
@@ -72,14 +74,26 @@ def rows_like(data: Path, prefix: str) -> int:
 
 
 def person(n: int) -> dict:
-    return {"name": f"Acquitté Numéro {n}", "bio": f"Enregistrement acquitté {n}.", "topics": ["test"],
-            "category": "customer", "language": "fr", "country": "FR",
-            "platforms": [{"network": "instagram", "handle": f"@ack{n}", "followers": 300}]}
+    return {
+        "name": f"Acquitté Numéro {n}",
+        "bio": f"Enregistrement acquitté {n}.",
+        "topics": ["test"],
+        "category": "customer",
+        "language": "fr",
+        "country": "FR",
+        "platforms": [{"network": "instagram", "handle": f"@ack{n}", "followers": 300}],
+    }
 
 
 def matcher(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "matcher", *args], cwd=PROJECT_DIR, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "matcher", *args],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 @pytest.fixture
@@ -108,8 +122,9 @@ def test_sigkill_during_imports_loses_nothing_committed(homelive_dir, tmp_path, 
         status, _ = request(f"{server.url}/v1/influencers/inf-ack-{n}", json.dumps(person(n)).encode(), method="PUT")
         if status in (200, 201):
             acknowledged.append(f"inf-ack-{n}")
-    importer = threading.Thread(target=lambda: _quietly(request, f"{server.url}/v1/import?kind=content",
-                                                        bulk(1500, "big")))
+    importer = threading.Thread(
+        target=lambda: _quietly(request, f"{server.url}/v1/import?kind=content", bulk(1500, "big"))
+    )
     importer.start()
     time.sleep(3)
     server.kill()
@@ -122,8 +137,9 @@ def test_sigkill_during_imports_loses_nothing_committed(homelive_dir, tmp_path, 
     assert rows_like(data, "cnt-big-") in (0, 1500)  # an import is all or nothing
 
     # An import killed as soon as its commit is visible: most likely before the index files are saved.
-    importer = threading.Thread(target=lambda: _quietly(request, f"{server.url}/v1/import?kind=content",
-                                                        bulk(300, "small")))
+    importer = threading.Thread(
+        target=lambda: _quietly(request, f"{server.url}/v1/import?kind=content", bulk(300, "small"))
+    )
     importer.start()
     deadline = time.monotonic() + 120
     while rows_like(data, "cnt-small-") == 0 and time.monotonic() < deadline:
@@ -133,11 +149,19 @@ def test_sigkill_during_imports_loses_nothing_committed(homelive_dir, tmp_path, 
     assert rows_like(data, "cnt-small-") == 300
 
     server = start()
-    status, body = request(f"{server.url}/v1/match", json.dumps(
-        {"moment": "technical_validation", "query": "(small 7)", "types": ["content"], "limit": 20}).encode())
+    status, body = request(
+        f"{server.url}/v1/match",
+        json.dumps(
+            {"moment": "technical_validation", "query": "(small 7)", "types": ["content"], "limit": 20}
+        ).encode(),
+    )
     assert status == 200 and "cnt-small-7" in {c["id"] for c in body["content"]}
-    status, body = request(f"{server.url}/v1/match", json.dumps(
-        {"moment": "desirability", "query": "acquitté numéro", "types": ["influencers"], "limit": 20}).encode())
+    status, body = request(
+        f"{server.url}/v1/match",
+        json.dumps(
+            {"moment": "desirability", "query": "acquitté numéro", "types": ["influencers"], "limit": 20}
+        ).encode(),
+    )
     assert set(acknowledged) <= {r["id"] for r in body["influencers"]}
     server.stop()
     checked = matcher("check", "--data-dir", str(data))

@@ -23,13 +23,16 @@ def detect(client, body):
     return client.post("/v1/moments/detect", data=json.dumps(body))
 
 
-@pytest.mark.parametrize(("text", "moment"), [
-    ("ça marche avec free ?", "technical_validation"),
-    ("will the camera look ugly in my living room", "desirability"),
-    ("c quoi homelive", "discovery"),
-    ("combien ça coûte par mois, il y a un engagement ?", "technical_validation"),
-    ("je veux surveiller mon chat quand je suis au bureau", "desirability"),
-])
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("ça marche avec free ?", "technical_validation"),
+        ("will the camera look ugly in my living room", "desirability"),
+        ("c quoi homelive", "discovery"),
+        ("combien ça coûte par mois, il y a un engagement ?", "technical_validation"),
+        ("je veux surveiller mon chat quand je suis au bureau", "desirability"),
+    ],
+)
 def test_detect_contract(client, text, moment):
     response = detect(client, {"text": text, "language": "fr"})
     assert response.status_code == 200
@@ -46,10 +49,17 @@ def test_low_confidence_is_said_not_hidden(client):
     assert body["low_confidence"] is True and "Unsure of the moment" in body["message"]
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({}, "text"), ({"text": ""}, "text"), ({"text": "   "}, "text"), ({"text": "x" * 1001}, "text"),
-    ({"text": "hi", "language": "French"}, "language"), ({"text": "hi", "moment": "x"}, "moment"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "text"),
+        ({"text": ""}, "text"),
+        ({"text": "   "}, "text"),
+        ({"text": "x" * 1001}, "text"),
+        ({"text": "hi", "language": "French"}, "language"),
+        ({"text": "hi", "moment": "x"}, "moment"),
+    ],
+)
 def test_detect_refuses_bad_input(client, body, field):
     response = detect(client, body)
     assert response.status_code == 400 and field in response.get_json()["error"]["fields"]
@@ -60,8 +70,13 @@ def test_match_with_words_only_detects_the_moment(client):
     body = body.get_json()
     assert body["moment"] == "technical_validation" == body["detection"]["moment"]
     assert body["detection"]["confidence"] > 0.6 and body["query"] == "est-ce que ça marche avec ma freebox ?"
-    assert len(body["content"]) == 3 and body["content"][0]["format"] in {"article", "comparison_test", "tutorial",
-                                                                          "review", "blog_post"}
+    assert len(body["content"]) == 3 and body["content"][0]["format"] in {
+        "article",
+        "comparison_test",
+        "tutorial",
+        "review",
+        "blog_post",
+    }
 
 
 def test_a_named_moment_is_not_second_guessed(client):
@@ -74,7 +89,9 @@ def test_held_out_accuracy_stays_above_ninety_percent(engine):
     heldout = read_jsonl(PROJECT_DIR / "eval" / "utterances.jsonl")
     probabilities = engine.detector.probabilities([u["text"] for u in heldout])
     moments = engine.detector.moments
-    accuracy = sum(moments[p.argmax()] == u["moment"] for p, u in zip(probabilities, heldout)) / len(heldout)
+    accuracy = sum(moments[p.argmax()] == u["moment"] for p, u in zip(probabilities, heldout, strict=True)) / len(
+        heldout
+    )
     assert accuracy >= 0.9
     words = lambda text: " ".join(re.findall(r"\w+", fold(text)))  # noqa: E731
     same = {words(t) for t in engine._training[0]} & {words(u["text"]) for u in heldout}

@@ -40,13 +40,32 @@ def judgements_file(tmp_path, rows):
 def test_evaluate_groups_and_systems(engine, tmp_path, contents, influencers):
     tech = [c for c, r in contents.items() if r["format"] == "comparison_test"][:3]
     person = contents[tech[0]]["influencer_id"]
-    rows = [{"id": "t1", "query": "comparatif des alarmes connectées", "moment": "technical_validation",
-             "language": "fr", "relevant": {**dict.fromkeys(tech, 2), person: 2}},
-            {"id": "t2", "query": "what is Homelive", "moment": "discovery", "language": "en",
-             "relevant": {c: 1 for c, r in contents.items() if r["influencer_id"] is None}}]
+    rows = [
+        {
+            "id": "t1",
+            "query": "comparatif des alarmes connectées",
+            "moment": "technical_validation",
+            "language": "fr",
+            "relevant": {**dict.fromkeys(tech, 2), person: 2},
+        },
+        {
+            "id": "t2",
+            "query": "what is Homelive",
+            "moment": "discovery",
+            "language": "en",
+            "relevant": {c: 1 for c, r in contents.items() if r["influencer_id"] is None},
+        },
+    ]
     report = evaluation.evaluate(engine, evaluation.load_judgements(judgements_file(tmp_path, rows)), 10)
     assert report["queries"] == 2 and set(report["systems"]) == {
-        "relais (hybrid)", "relais (dense)", "relais (lexical)", "dense only", "bm25 only", "popularity", "random"}
+        "relais (hybrid)",
+        "relais (dense)",
+        "relais (lexical)",
+        "dense only",
+        "bm25 only",
+        "popularity",
+        "random",
+    }
     hybrid = report["systems"]["relais (hybrid)"]
     assert set(hybrid) == {"all", "moment:technical_validation", "moment:discovery", "language:fr", "language:en"}
     assert hybrid["all"]["content"]["n"] == 2 and hybrid["all"]["influencers"]["n"] == 1  # t2 judges no person
@@ -63,8 +82,17 @@ def test_unknown_ids_are_refused(engine, tmp_path):
 
 def test_eval_command_on_a_data_dir_and_as_json(homelive_dir, tmp_path, contents):
     tests = [c for c, r in contents.items() if r["format"] == "tutorial"]
-    path = judgements_file(tmp_path, [{"query": "tutoriel installation", "moment": "technical_validation",
-                                       "language": "fr", "relevant": dict.fromkeys(tests, 2)}])
+    path = judgements_file(
+        tmp_path,
+        [
+            {
+                "query": "tutoriel installation",
+                "moment": "technical_validation",
+                "language": "fr",
+                "relevant": dict.fromkeys(tests, 2),
+            }
+        ],
+    )
     result = CliRunner().invoke(main, ["eval", "--data-dir", str(homelive_dir), "--judgements", str(path), "--json"])
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)

@@ -9,32 +9,46 @@ from matcher.filters import Filters
 
 
 def influencer(**changes):
-    row = {"id": "inf-x", "opted_out": False, "category": "partner", "language": "fr", "networks": ["youtube", "blog"],
-           "platforms": [{"network": "youtube", "followers": 50_000}, {"network": "blog", "followers": 4_000}],
-           "topics": ["Domotique", "Tests"]}
+    row = {
+        "id": "inf-x",
+        "opted_out": False,
+        "category": "partner",
+        "language": "fr",
+        "networks": ["youtube", "blog"],
+        "platforms": [{"network": "youtube", "followers": 50_000}, {"network": "blog", "followers": 4_000}],
+        "topics": ["Domotique", "Tests"],
+    }
     return {**row, **changes}
 
 
 def content(**changes):
-    row = {"influencer_id": "inf-x", "language": "fr", "network": "youtube", "topics": ["Installation"],
-           "products": ["Homelive"]}
+    row = {
+        "influencer_id": "inf-x",
+        "language": "fr",
+        "network": "youtube",
+        "topics": ["Installation"],
+        "products": ["Homelive"],
+    }
     return {**row, **changes}
 
 
-@pytest.mark.parametrize(("filters", "accepted"), [
-    ({}, True),
-    ({"category": "partner"}, True),
-    ({"category": ["affinity", "customer"]}, False),
-    ({"network": "YouTube"}, True),
-    ({"network": "tiktok"}, False),
-    ({"language": ["en"]}, False),
-    ({"min_followers": 50_000}, True),
-    ({"min_followers": 50_001}, False),
-    ({"max_followers": 10_000}, False),
-    ({"network": "blog", "max_followers": 10_000}, True),   # audience on the filtered network
-    ({"topics": ["domotique"]}, True),
-    ({"topics": ["décoration"]}, False),
-])
+@pytest.mark.parametrize(
+    ("filters", "accepted"),
+    [
+        ({}, True),
+        ({"category": "partner"}, True),
+        ({"category": ["affinity", "customer"]}, False),
+        ({"network": "YouTube"}, True),
+        ({"network": "tiktok"}, False),
+        ({"language": ["en"]}, False),
+        ({"min_followers": 50_000}, True),
+        ({"min_followers": 50_001}, False),
+        ({"max_followers": 10_000}, False),
+        ({"network": "blog", "max_followers": 10_000}, True),  # audience on the filtered network
+        ({"topics": ["domotique"]}, True),
+        ({"topics": ["décoration"]}, False),
+    ],
+)
 def test_influencer_filters(filters, accepted):
     assert Filters.from_mapping(filters).accepts_influencer(influencer(), with_products=set()) is accepted
 
@@ -50,27 +64,33 @@ def test_products_filter_for_influencers_uses_what_they_published():
     assert not f.accepts_influencer(influencer(), with_products=set())
 
 
-@pytest.mark.parametrize(("filters", "brand_owned", "accepted"), [
-    ({"products": "HOMELIVE"}, False, True),
-    ({"products": "livebox"}, False, False),
-    ({"topics": "installation"}, False, True),
-    ({"category": "partner"}, False, True),
-    ({"category": "partner"}, True, False),          # brand content has no category
-    ({"min_followers": 1}, True, False),             # nor an audience
-    ({"language": "fr"}, True, True),
-    ({"network": "instagram"}, False, False),
-])
+@pytest.mark.parametrize(
+    ("filters", "brand_owned", "accepted"),
+    [
+        ({"products": "HOMELIVE"}, False, True),
+        ({"products": "livebox"}, False, False),
+        ({"topics": "installation"}, False, True),
+        ({"category": "partner"}, False, True),
+        ({"category": "partner"}, True, False),  # brand content has no category
+        ({"min_followers": 1}, True, False),  # nor an audience
+        ({"language": "fr"}, True, True),
+        ({"network": "instagram"}, False, False),
+    ],
+)
 def test_content_filters(filters, brand_owned, accepted):
     row = content(influencer_id=None) if brand_owned else content()
     author = None if brand_owned else influencer()
     assert Filters.from_mapping(filters).accepts_content(row, author) is accepted
 
 
-@pytest.mark.parametrize(("filters", "field"), [
-    ({"category": "celebrity"}, "category"),
-    ({"min_followers": 10, "max_followers": 5}, "min_followers"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"category": "celebrity"}, "category"),
+        ({"min_followers": 10, "max_followers": 5}, "min_followers"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_filters_are_refused_with_the_field(filters, field):
     with pytest.raises(InvalidRequestError) as caught:
         Filters.from_mapping(filters)

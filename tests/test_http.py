@@ -16,9 +16,18 @@ MATCH = {"moment": "discovery", "limit": 1}
 
 @pytest.fixture
 def app(homelive_copy):
-    return create_app({"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False,
-                       "RATE_LIMITS": {"widget": "3 per minute", "planner": "600 per minute",
-                                       "admin": "600 per minute", "anonymous": "600 per minute"}})
+    return create_app(
+        {
+            "DATA_DIR": str(homelive_copy),
+            "WARM_DETECTOR": False,
+            "RATE_LIMITS": {
+                "widget": "3 per minute",
+                "planner": "600 per minute",
+                "admin": "600 per minute",
+                "anonymous": "600 per minute",
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -30,8 +39,9 @@ def headers(key, **more):
     return {"Authorization": f"Bearer {key}", **more}
 
 
-@pytest.mark.parametrize(("sent", "echoed"), [("trace-123.a_b", True), ("bad id with spaces", False),
-                                              ("x" * 65, False), (None, False)])
+@pytest.mark.parametrize(
+    ("sent", "echoed"), [("trace-123.a_b", True), ("bad id with spaces", False), ("x" * 65, False), (None, False)]
+)
 def test_request_ids(app, key, sent, echoed):
     extra = {"X-Request-ID": sent} if sent else {}
     response = app.test_client().post("/v1/match", data=json.dumps(MATCH), headers=headers(key, **extra))
@@ -53,15 +63,28 @@ def test_one_json_log_line_per_request(app, key, caplog):
     assert key not in json.dumps(line)  # the key itself never reaches the logs
 
 
-@pytest.mark.parametrize(("path", "body", "content_type", "status", "code"), [
-    ("/v1/match", json.dumps({"moment": "discovery", "query": "x" * 70_000}), "application/json", 413,
-     "request_entity_too_large"),
-    ("/v1/influencers", json.dumps({"id": "x", "bio": "y" * 300_000}), "application/json", 413,
-     "request_entity_too_large"),
-    ("/v1/match", json.dumps(MATCH), "text/xml", 415, "unsupported_media_type"),
-    ("/v1/match", json.dumps(MATCH), "multipart/form-data", 415, "unsupported_media_type"),
-    ("/v1/import", "<a/>", "application/xml", 415, "unsupported_media_type"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "content_type", "status", "code"),
+    [
+        (
+            "/v1/match",
+            json.dumps({"moment": "discovery", "query": "x" * 70_000}),
+            "application/json",
+            413,
+            "request_entity_too_large",
+        ),
+        (
+            "/v1/influencers",
+            json.dumps({"id": "x", "bio": "y" * 300_000}),
+            "application/json",
+            413,
+            "request_entity_too_large",
+        ),
+        ("/v1/match", json.dumps(MATCH), "text/xml", 415, "unsupported_media_type"),
+        ("/v1/match", json.dumps(MATCH), "multipart/form-data", 415, "unsupported_media_type"),
+        ("/v1/import", "<a/>", "application/xml", 415, "unsupported_media_type"),
+    ],
+)
 def test_body_limits(app, key, path, body, content_type, status, code):
     version = app.extensions["relais"].store.version
     response = app.test_client().post(path, data=body, content_type=content_type, headers=headers(key))
@@ -69,20 +92,25 @@ def test_body_limits(app, key, path, body, content_type, status, code):
     assert app.extensions["relais"].store.version == version
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded",
-                                          "application/merge-patch+json", None])
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/x-www-form-urlencoded", "application/merge-patch+json", None]
+)
 def test_json_routes_accept_json_and_curls_default(app, key, content_type):
-    response = app.test_client().post("/v1/match", data=json.dumps(MATCH), content_type=content_type,
-                                      headers=headers(key))
+    response = app.test_client().post(
+        "/v1/match", data=json.dumps(MATCH), content_type=content_type, headers=headers(key)
+    )
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({**MATCH, "limit": 101}, "limit"),
-    ({**MATCH, "query": "q" * 1001}, "query"),
-    ({**MATCH, "filters": {"topics": ["t"] * 51}}, "filters"),
-    ({**MATCH, "filters": {"topics": ["t" * 101]}}, "filters"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**MATCH, "limit": 101}, "limit"),
+        ({**MATCH, "query": "q" * 1001}, "query"),
+        ({**MATCH, "filters": {"topics": ["t"] * 51}}, "filters"),
+        ({**MATCH, "filters": {"topics": ["t" * 101]}}, "filters"),
+    ],
+)
 def test_input_size_limits(app, key, body, field):
     response = app.test_client().post("/v1/match", data=json.dumps(body), headers=headers(key))
     assert response.status_code == 400 and field in response.get_json()["error"]["fields"]
@@ -94,8 +122,10 @@ def test_rate_limit_per_key_with_retry_after(app):
     first = create_key(store, "widget", [site])[1]
     second = create_key(store, "widget", [site])[1]
     client = app.test_client()
-    statuses = [client.post("/v1/match", data=json.dumps(MATCH), headers=headers(first, Origin=site)).status_code
-                for _ in range(4)]
+    statuses = [
+        client.post("/v1/match", data=json.dumps(MATCH), headers=headers(first, Origin=site)).status_code
+        for _ in range(4)
+    ]
     assert statuses == [200, 200, 200, 429]
     limited = client.post("/v1/match", data=json.dumps(MATCH), headers=headers(first, Origin=site))
     assert limited.get_json()["error"]["code"] == "too_many_requests"
@@ -117,8 +147,11 @@ def test_widget_requests_are_cacheable(app, key):
     other = client.get(url.replace("limit=3", "limit=2"), headers=headers(key))
     assert other.headers["ETag"] != first.headers["ETag"]
     # a write changes the answer's ETag
-    client.put("/v1/influencers/inf-etag", data=json.dumps({"name": "E", "category": "customer", "platforms": []}),
-               headers=headers(key))
+    client.put(
+        "/v1/influencers/inf-etag",
+        data=json.dumps({"name": "E", "category": "customer", "platforms": []}),
+        headers=headers(key),
+    )
     assert client.get(url, headers=headers(key)).headers["ETag"] != first.headers["ETag"]
     # POST answers are not cached
     assert client.post("/v1/match", data=json.dumps(MATCH), headers=headers(key)).headers["Cache-Control"] == "no-store"
@@ -126,16 +159,23 @@ def test_widget_requests_are_cacheable(app, key):
 
 def test_get_and_post_give_the_same_answer(app, key):
     client = app.test_client()
-    got = client.get("/v1/match?moment=technical_validation&query=installation&limit=3&language=fr",
-                     headers=headers(key)).get_json()
-    posted = client.post("/v1/match", data=json.dumps({"moment": "technical_validation", "query": "installation",
-                                                       "limit": 3, "filters": {"language": ["fr"]}}),
-                         headers=headers(key)).get_json()
+    got = client.get(
+        "/v1/match?moment=technical_validation&query=installation&limit=3&language=fr", headers=headers(key)
+    ).get_json()
+    posted = client.post(
+        "/v1/match",
+        data=json.dumps(
+            {"moment": "technical_validation", "query": "installation", "limit": 3, "filters": {"language": ["fr"]}}
+        ),
+        headers=headers(key),
+    ).get_json()
     assert got == posted
 
 
-@pytest.mark.parametrize(("query", "field"), [("limit=0", "limit"), ("limit=abc", "limit"), ("colour=red", "colour"),
-                                               ("types=people", "types"), ("", "moment")])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("limit=0", "limit"), ("limit=abc", "limit"), ("colour=red", "colour"), ("types=people", "types"), ("", "moment")],
+)
 def test_get_match_validates_its_query_string(app, key, query, field):
     url = f"/v1/match?{'moment=discovery&' if field != 'moment' else ''}{query}"
     response = app.test_client().get(url, headers=headers(key))

@@ -71,21 +71,29 @@ def test_save_and_load_give_identical_results(tmp_path, kind):
     assert load_meta(tmp_path / "content.faiss")["count"] == 400
 
 
-@pytest.mark.parametrize(("expect", "message"), [
-    ({"model": "other-model"}, "model='m1'"),
-    ({"store_version": 4}, "store_version=3"),
-])
+@pytest.mark.parametrize(
+    ("expect", "message"),
+    [
+        ({"model": "other-model"}, "model='m1'"),
+        ({"store_version": 4}, "store_version=3"),
+    ],
+)
 def test_load_refuses_an_index_from_another_model_or_state(tmp_path, expect, message):
-    VectorIndex.build(np.arange(3), unit_rows(3, 4, 7), 4, {"model": "m1", "store_version": 3}).save(tmp_path / "i.faiss")
+    VectorIndex.build(np.arange(3), unit_rows(3, 4, 7), 4, {"model": "m1", "store_version": 3}).save(
+        tmp_path / "i.faiss"
+    )
     with pytest.raises(IndexMismatchError, match=message):
         VectorIndex.load(tmp_path / "i.faiss", expect)
 
 
-@pytest.mark.parametrize(("ids", "vectors", "message"), [
-    (np.array([1, 1]), unit_rows(2, 4, 8), "Duplicate ids"),
-    (np.array([1, 2]), unit_rows(2, 5, 8), "dimension 4"),
-    (np.array([1, 2, 3]), unit_rows(2, 4, 8), "Expected 3 vectors"),
-])
+@pytest.mark.parametrize(
+    ("ids", "vectors", "message"),
+    [
+        (np.array([1, 1]), unit_rows(2, 4, 8), "Duplicate ids"),
+        (np.array([1, 2]), unit_rows(2, 5, 8), "dimension 4"),
+        (np.array([1, 2, 3]), unit_rows(2, 4, 8), "Expected 3 vectors"),
+    ],
+)
 def test_bad_batches_are_refused(ids, vectors, message):
     with pytest.raises(ValueError, match=message):
         VectorIndex.build(ids, vectors, 4)

@@ -15,13 +15,27 @@ from matcher.keys import create_key
 from matcher.service import Engine
 from models.contract import ContentSchema
 
-ZOE = {"id": "inf-zoe", "name": "Zoé Capteurs", "bio": "Je démonte les détecteurs de fumée pour voir ce qu'il y a "
-       "dedans.", "topics": ["domotique", "démontage"], "category": "affinity", "language": "fr", "country": "FR",
-       "platforms": [{"network": "youtube", "handle": "@zoe", "followers": 5000, "engagement_rate": 0.05}]}
-TEARDOWN = {"id": "cnt-zoe-01", "influencer_id": "inf-zoe", "title": "J'ai démonté le détecteur de fumée Homelive",
-            "text": "Pile lithium, chambre optique, module Z-Wave : tout ce qu'il y a dans le boîtier, photos à l'appui.",
-            "format": "review", "language": "fr", "published_at": "2026-11-20", "topics": ["démontage"],
-            "products": ["homelive"]}
+ZOE = {
+    "id": "inf-zoe",
+    "name": "Zoé Capteurs",
+    "bio": "Je démonte les détecteurs de fumée pour voir ce qu'il y a dedans.",
+    "topics": ["domotique", "démontage"],
+    "category": "affinity",
+    "language": "fr",
+    "country": "FR",
+    "platforms": [{"network": "youtube", "handle": "@zoe", "followers": 5000, "engagement_rate": 0.05}],
+}
+TEARDOWN = {
+    "id": "cnt-zoe-01",
+    "influencer_id": "inf-zoe",
+    "title": "J'ai démonté le détecteur de fumée Homelive",
+    "text": "Pile lithium, chambre optique, module Z-Wave : tout ce qu'il y a dans le boîtier, photos à l'appui.",
+    "format": "review",
+    "language": "fr",
+    "published_at": "2026-11-20",
+    "topics": ["démontage"],
+    "products": ["homelive"],
+}
 QUERY = {"moment": "technical_validation", "query": "démontage du détecteur de fumée", "limit": 5}
 
 
@@ -55,10 +69,13 @@ def test_create_is_searchable_at_once_and_create_twice_conflicts(client, app):
     assert app.extensions["relais"].check() == []
 
 
-@pytest.mark.parametrize(("body", "status", "outcome"), [
-    (ZOE, 201, "inserted"),
-    ({k: v for k, v in ZOE.items() if k != "id"}, 201, "inserted"),       # id from the path
-])
+@pytest.mark.parametrize(
+    ("body", "status", "outcome"),
+    [
+        (ZOE, 201, "inserted"),
+        ({k: v for k, v in ZOE.items() if k != "id"}, 201, "inserted"),  # id from the path
+    ],
+)
 def test_put_creates(client, body, status, outcome):
     response = send(client, "put", "/v1/influencers/inf-zoe", body)
     assert response.status_code == status and response.get_json()["outcome"] == outcome
@@ -71,8 +88,14 @@ def test_put_twice_is_unchanged_and_an_edit_changes_results(client, app):
     repeat = send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
     assert repeat.status_code == 200 and repeat.get_json()["outcome"] == "unchanged"
     assert app.extensions["relais"].store.version == version
-    edited = {**TEARDOWN, "title": "Recette : le far breton de ma grand-mère", "text": "Pruneaux, lait entier, four à 200.",
-              "format": "blog_post", "products": [], "topics": ["cuisine"]}
+    edited = {
+        **TEARDOWN,
+        "title": "Recette : le far breton de ma grand-mère",
+        "text": "Pruneaux, lait entier, four à 200.",
+        "format": "blog_post",
+        "products": [],
+        "topics": ["cuisine"],
+    }
     assert send(client, "put", "/v1/content/cnt-zoe-01", edited).get_json()["outcome"] == "updated"
     assert "cnt-zoe-01" not in found(client)
     assert "cnt-zoe-01" in found(client, {"moment": "desirability", "query": "far breton aux pruneaux", "limit": 3})
@@ -95,8 +118,14 @@ def test_moving_a_piece_to_another_author_updates_both(client, app):
 BAD_WRITES = [  # (method, url, body, status, code, field)
     ("put", "/v1/influencers/inf-zoe", {**ZOE, "id": "inf-other"}, 400, "invalid_request", "id"),
     ("put", "/v1/influencers/inf-zoe", {**ZOE, "category": "celebrity"}, 400, "invalid_request", "category"),
-    ("post", "/v1/influencers", {**ZOE, "platforms": [{"network": "x", "followers": -1}]}, 400, "invalid_request",
-     "platforms"),
+    (
+        "post",
+        "/v1/influencers",
+        {**ZOE, "platforms": [{"network": "x", "followers": -1}]},
+        400,
+        "invalid_request",
+        "platforms",
+    ),
     ("post", "/v1/influencers", "[]", 400, "invalid_request", "_schema"),
     ("post", "/v1/influencers", "{oops", 400, "malformed_json", None),
     ("post", "/v1/content", {**TEARDOWN, "influencer_id": "inf-nobody"}, 400, "invalid_request", "influencer_id"),
@@ -111,8 +140,9 @@ BAD_WRITES = [  # (method, url, body, status, code, field)
 @pytest.mark.parametrize(("method", "url", "body", "status", "code", "field"), BAD_WRITES)
 def test_bad_writes_change_nothing(client, app, method, url, body, status, code, field):
     version = app.extensions["relais"].store.version
-    response = getattr(client, method)(url, data=None if body is None else
-                                       body if isinstance(body, str) else json.dumps(body))
+    response = getattr(client, method)(
+        url, data=None if body is None else body if isinstance(body, str) else json.dumps(body)
+    )
     payload = response.get_json()
     assert response.status_code == status and payload["error"]["code"] == code
     if field:
@@ -130,7 +160,10 @@ def test_opt_out_hides_everything_but_keeps_the_record(client, app):
     assert client.get("/v1/influencers/inf-zoe", headers={"X-API-Key": planner}).status_code == 404
     assert client.get("/v1/content/cnt-zoe-01", headers={"X-API-Key": planner}).status_code == 404
     assert client.get("/v1/influencers/inf-zoe").get_json()["opted_out"] is True  # admins: the audit trail
-    keys = engine.store.keys_by_id("influencers", ["inf-zoe"])["inf-zoe"], engine.store.keys_by_id("content", ["cnt-zoe-01"])["cnt-zoe-01"]
+    keys = (
+        engine.store.keys_by_id("influencers", ["inf-zoe"])["inf-zoe"],
+        engine.store.keys_by_id("content", ["cnt-zoe-01"])["cnt-zoe-01"],
+    )
     assert not engine.index.indexes["influencers"].has(keys[0]) and not engine.index.indexes["content"].has(keys[1])
     send(client, "put", "/v1/influencers/inf-zoe", ZOE)  # opting back in
     assert {"inf-zoe", "cnt-zoe-01"} <= found(client)
@@ -143,7 +176,11 @@ def test_delete_forgets_the_influencer_and_their_content(client, app):
     send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
     counts = {k: i.count for k, i in engine.index.indexes.items()}
     response = client.delete("/v1/influencers/inf-zoe")
-    assert response.status_code == 200 and response.get_json() == {"id": "inf-zoe", "deleted": True, "content_deleted": 1}
+    assert response.status_code == 200 and response.get_json() == {
+        "id": "inf-zoe",
+        "deleted": True,
+        "content_deleted": 1,
+    }
     assert not {"inf-zoe", "cnt-zoe-01"} & found(client)
     assert engine.store.row_by_id("content", "cnt-zoe-01") is None
     assert {k: i.count for k, i in engine.index.indexes.items()} == {k: v - 1 for k, v in counts.items()}
@@ -151,8 +188,17 @@ def test_delete_forgets_the_influencer_and_their_content(client, app):
 
 
 def test_import_jsonl_reports_each_line_and_is_idempotent(client, app):
-    body = "\n".join([json.dumps(ZOE), "{broken", json.dumps({**ZOE, "id": "inf-kim", "name": "Kim"}),
-                      json.dumps({**ZOE, "id": "inf-bad", "category": "?"})]) + "\n"
+    body = (
+        "\n".join(
+            [
+                json.dumps(ZOE),
+                "{broken",
+                json.dumps({**ZOE, "id": "inf-kim", "name": "Kim"}),
+                json.dumps({**ZOE, "id": "inf-bad", "category": "?"}),
+            ]
+        )
+        + "\n"
+    )
     first = send(client, "post", "/v1/import?kind=influencers", body).get_json()
     assert (first["inserted"], first["updated"], first["unchanged"]) == (2, 0, 0)
     assert [(r["line"], r["reason"][:12]) for r in first["rejected"]] == [(2, "invalid JSON"), (4, "category: Mu")]
@@ -164,14 +210,17 @@ def test_import_jsonl_reports_each_line_and_is_idempotent(client, app):
 
 def test_import_csv(client, app):
     send(client, "put", "/v1/influencers/inf-zoe", ZOE)
-    rows = ("id,influencer_id,title,text,format,language,published_at,topics,products,likes,comments\n"
-            'cnt-zoe-02,inf-zoe,"Sirène : 105 dB, vraiment ?","Mesurée à un mètre, sonomètre calibré.",review,fr,'
-            "2026-11-21,mesures|sirène,homelive,40,3\n"
-            "cnt-zoe-03,inf-zoe,,,tweet,fr,2026-11-22,,,,\n")
+    rows = (
+        "id,influencer_id,title,text,format,language,published_at,topics,products,likes,comments\n"
+        'cnt-zoe-02,inf-zoe,"Sirène : 105 dB, vraiment ?","Mesurée à un mètre, sonomètre calibré.",review,fr,'
+        "2026-11-21,mesures|sirène,homelive,40,3\n"
+        "cnt-zoe-03,inf-zoe,,,tweet,fr,2026-11-22,,,,\n"
+    )
     report = client.post("/v1/import", data=rows, content_type="text/csv").get_json()
     assert report["kind"] == "content" and report["inserted"] == 1
-    assert report["rejected"] == [{"line": 3, "id": "cnt-zoe-03", "reason": "text: title and text are both empty: "
-                                                                           "nothing to match on."}]
+    assert report["rejected"] == [
+        {"line": 3, "id": "cnt-zoe-03", "reason": "text: title and text are both empty: nothing to match on."}
+    ]
     piece = client.get("/v1/content/cnt-zoe-02").get_json()
     assert piece["topics"] == ["mesures", "sirène"] and piece["engagement"]["likes"] == 40
     assert app.extensions["relais"].check() == []
@@ -179,8 +228,10 @@ def test_import_csv(client, app):
 
 def test_readers_never_see_half_an_import(client, app):
     """While an import of 40 people is written, every search sees none of them or all of them."""
-    people = [{**ZOE, "id": f"inf-wombat-{i}", "name": f"Wombat Quokka {i}", "bio": "Wombat quokka numbat."}
-              for i in range(40)]
+    people = [
+        {**ZOE, "id": f"inf-wombat-{i}", "name": f"Wombat Quokka {i}", "bio": "Wombat quokka numbat."}
+        for i in range(40)
+    ]
     body = "\n".join(json.dumps(p) for p in people)
     query = {"moment": "discovery", "query": "wombat quokka numbat", "limit": 100, "types": ["influencers"]}
     seen: list[int] = []
@@ -210,12 +261,21 @@ def test_readers_never_see_half_an_import(client, app):
 def test_an_index_left_behind_by_a_crash_is_repaired_on_start(homelive_copy):
     """A crash between the commit and the index save leaves the database ahead of the index files."""
     writer = Engine(Settings(data_dir=homelive_copy)).writer
-    record = ContentSchema().load({**TEARDOWN, "id": "cnt-cargo", "influencer_id": None, "products": [],
-                                   "title": "Vélo cargo électrique : mon essai", "text": "Trois mois à Lyon."})
+    record = ContentSchema().load(
+        {
+            **TEARDOWN,
+            "id": "cnt-cargo",
+            "influencer_id": None,
+            "products": [],
+            "title": "Vélo cargo électrique : mon essai",
+            "text": "Trois mois à Lyon.",
+        }
+    )
     text = writer._text("content", record)
     row = writer._row("content", record, text)
-    writer.store.upsert("content", [row], {"cnt-cargo": (row["text_hash"], writer.encoder.encode([text])[0])},
-                        writer.encoder.name)  # committed; the indexes never hear of it
+    writer.store.upsert(
+        "content", [row], {"cnt-cargo": (row["text_hash"], writer.encoder.encode([text])[0])}, writer.encoder.name
+    )  # committed; the indexes never hear of it
     (homelive_copy / ".content.faiss.1234.tmp").write_bytes(b"half a file")
     engine = Engine(Settings(data_dir=homelive_copy))
     assert engine.opened.startswith("repaired") and "store_version" in engine.opened

@@ -11,16 +11,29 @@ from matcher.loader import detect_kind, read_records
 from matcher.service import Engine
 
 GOOD_INFLUENCER = {
-    "id": "inf-jade", "name": "Jade Lefort", "bio": "Je teste les alarmes connectées.", "topics": ["domotique"],
-    "category": "affinity", "language": "fr", "country": "FR",
+    "id": "inf-jade",
+    "name": "Jade Lefort",
+    "bio": "Je teste les alarmes connectées.",
+    "topics": ["domotique"],
+    "category": "affinity",
+    "language": "fr",
+    "country": "FR",
     "platforms": [{"network": "youtube", "handle": "@jade", "followers": 12000, "engagement_rate": 0.05}],
     "newsletter": "jade.substack.com",
 }
 GOOD_CONTENT = {
-    "id": "cnt-jade-01", "influencer_id": "inf-jade", "title": "Test : le capteur d'ouverture Homelive",
-    "text": "Installé sur ma porte d'entrée, il prévient en deux secondes.", "url": "https://youtube.com/watch?v=j1",
-    "format": "review", "language": "fr", "published_at": "2026-03-02T10:00:00+01:00", "topics": ["test"],
-    "engagement": {"likes": 120, "comments": 14, "views": 4000}, "sentiment": 0.5, "products": ["homelive"],
+    "id": "cnt-jade-01",
+    "influencer_id": "inf-jade",
+    "title": "Test : le capteur d'ouverture Homelive",
+    "text": "Installé sur ma porte d'entrée, il prévient en deux secondes.",
+    "url": "https://youtube.com/watch?v=j1",
+    "format": "review",
+    "language": "fr",
+    "published_at": "2026-03-02T10:00:00+01:00",
+    "topics": ["test"],
+    "engagement": {"likes": 120, "comments": 14, "views": 4000},
+    "sentiment": 0.5,
+    "products": ["homelive"],
     "campaign": "launch-2025",
 }
 
@@ -30,35 +43,45 @@ def line(record: dict) -> str:
 
 
 INFLUENCER_LINES = [
-    line(GOOD_INFLUENCER),                                                                 # 1 ok
-    '{"id": "inf-broken", "name": "Broken",',                                              # 2 bad JSON
-    line({**GOOD_INFLUENCER, "id": "inf-x", "category": "celebrity"}),                     # 3 bad category
-    line({**GOOD_INFLUENCER, "id": "inf-y", "name": ""}),                                  # 4 empty name
+    line(GOOD_INFLUENCER),  # 1 ok
+    '{"id": "inf-broken", "name": "Broken",',  # 2 bad JSON
+    line({**GOOD_INFLUENCER, "id": "inf-x", "category": "celebrity"}),  # 3 bad category
+    line({**GOOD_INFLUENCER, "id": "inf-y", "name": ""}),  # 4 empty name
     line({**GOOD_INFLUENCER, "id": "inf-z", "platforms": [{"network": "x", "followers": -5}]}),  # 5 negative
-    "",                                                                                    # 6 blank: skipped
-    line({**GOOD_INFLUENCER, "name": "Jade again"}),                                       # 7 duplicate id
-    '["not", "an", "object"]',                                                             # 8 not an object
-    line({**GOOD_INFLUENCER, "id": "inf-lang", "language": "français"}),                   # 9 bad language
-    line({**GOOD_INFLUENCER, "id": "inf-out", "opted_out": True}),                         # 10 ok, opted out
+    "",  # 6 blank: skipped
+    line({**GOOD_INFLUENCER, "name": "Jade again"}),  # 7 duplicate id
+    '["not", "an", "object"]',  # 8 not an object
+    line({**GOOD_INFLUENCER, "id": "inf-lang", "language": "français"}),  # 9 bad language
+    line({**GOOD_INFLUENCER, "id": "inf-out", "opted_out": True}),  # 10 ok, opted out
 ]
 CONTENT_LINES = [
-    line(GOOD_CONTENT),                                                                    # 1 ok
-    line({**GOOD_CONTENT, "id": "cnt-orphan", "influencer_id": "inf-nobody"}),             # 2 unknown author
-    line({**GOOD_CONTENT, "id": "cnt-empty", "title": "", "text": "  "}),                  # 3 nothing to match
-    line({**GOOD_CONTENT, "id": "cnt-fmt", "format": "podcast"}),                          # 4 unknown format
-    line({**GOOD_CONTENT, "id": "cnt-date", "published_at": "last tuesday"}),              # 5 bad date
-    line({**GOOD_CONTENT, "id": "cnt-brand", "influencer_id": None}),                      # 6 ok, brand-owned
-    line({**GOOD_CONTENT, "id": "cnt-sent", "sentiment": 3}),                              # 7 out of range
-    line({**GOOD_CONTENT, "id": "cnt-out", "influencer_id": "inf-out"}),                   # 8 ok (author opted out)
+    line(GOOD_CONTENT),  # 1 ok
+    line({**GOOD_CONTENT, "id": "cnt-orphan", "influencer_id": "inf-nobody"}),  # 2 unknown author
+    line({**GOOD_CONTENT, "id": "cnt-empty", "title": "", "text": "  "}),  # 3 nothing to match
+    line({**GOOD_CONTENT, "id": "cnt-fmt", "format": "podcast"}),  # 4 unknown format
+    line({**GOOD_CONTENT, "id": "cnt-date", "published_at": "last tuesday"}),  # 5 bad date
+    line({**GOOD_CONTENT, "id": "cnt-brand", "influencer_id": None}),  # 6 ok, brand-owned
+    line({**GOOD_CONTENT, "id": "cnt-sent", "sentiment": 3}),  # 7 out of range
+    line({**GOOD_CONTENT, "id": "cnt-out", "influencer_id": "inf-out"}),  # 8 ok (author opted out)
 ]
 
 EXPECTED_REJECTIONS = {
-    "influencers": [(2, "invalid JSON"), (3, "category: Must be one of"), (4, "name: Length"),
-                    (5, "platforms.0.followers"), (7, "duplicate id, first seen at line 1"),
-                    (8, "The body must be a JSON object|Invalid input type"), (9, "language")],
-    "content": [(2, "influencer_id 'inf-nobody' is not a known influencer"), (3, "title and text are both empty"),
-                (4, "format: Must be one of"), (5, "published_at: Not a valid datetime"),
-                (7, "sentiment: Must be greater than or equal to -1")],
+    "influencers": [
+        (2, "invalid JSON"),
+        (3, "category: Must be one of"),
+        (4, "name: Length"),
+        (5, "platforms.0.followers"),
+        (7, "duplicate id, first seen at line 1"),
+        (8, "The body must be a JSON object|Invalid input type"),
+        (9, "language"),
+    ],
+    "content": [
+        (2, "influencer_id 'inf-nobody' is not a known influencer"),
+        (3, "title and text are both empty"),
+        (4, "format: Must be one of"),
+        (5, "published_at: Not a valid datetime"),
+        (7, "sentiment: Must be greater than or equal to -1"),
+    ],
 }
 
 
@@ -76,7 +99,7 @@ def test_rejected_lines_are_reported_and_the_rest_loads(tmp_path, files):
     for kind, expected in EXPECTED_REJECTIONS.items():
         got = reports[kind].rejected
         assert [r.line for r in got] == [n for n, _ in expected]
-        for rejection, (_, pattern) in zip(got, expected):
+        for rejection, (_, pattern) in zip(got, expected, strict=True):
             assert any(p in rejection.reason for p in pattern.split("|")), rejection
     assert (reports["influencers"].inserted, reports["content"].inserted) == (2, 3)
     assert reports["influencers"].lines == 10 and reports["content"].lines == 8
@@ -117,11 +140,14 @@ def test_bad_bytes_and_a_bom_cost_one_line_at_most():
     assert out[1].line == 2 and "not UTF-8" in out[1].reason
 
 
-@pytest.mark.parametrize(("name", "first_line", "kind"), [
-    ("influencers-2026.jsonl", "{}", "influencers"),
-    ("posts.jsonl", line(GOOD_CONTENT), "content"),
-    ("roster.jsonl", line(GOOD_INFLUENCER), "influencers"),
-])
+@pytest.mark.parametrize(
+    ("name", "first_line", "kind"),
+    [
+        ("influencers-2026.jsonl", "{}", "influencers"),
+        ("posts.jsonl", line(GOOD_CONTENT), "content"),
+        ("roster.jsonl", line(GOOD_INFLUENCER), "influencers"),
+    ],
+)
 def test_detect_kind(tmp_path, name, first_line, kind):
     path = tmp_path / name
     path.write_text(first_line + "\n")

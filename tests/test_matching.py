@@ -13,14 +13,63 @@ from matcher.scoring import fold
 from matcher.service import Engine
 
 # Who carries each moment, written from the brand team's practice (not from the engine's own moments file).
-TECH = {"domotique", "maison connectée", "high-tech", "tests produits", "réseau", "sécurité", "tech", "smart home",
-        "home automation", "électronique", "mesures", "jeedom", "home assistant", "livebox", "télécoms", "gadgets",
-        "objets connectés", "tutoriels", "vie privée", "cybersécurité"}
-HOME = {"décoration", "déco", "maison", "intérieur", "architecture intérieure", "lifestyle", "famille", "parentalité",
-        "rénovation", "home staging", "slow living", "interiors", "interior styling", "diy", "bricolage", "animaux"}
-MARKETING = {"marketing", "marketing digital", "communication", "publicité", "médias", "nouveautés", "tendances",
-             "relations presse", "influence", "événementiel", "bons plans", "brand launches", "marketing analytics",
-             "journalisme", "journalism"}
+TECH = {
+    "domotique",
+    "maison connectée",
+    "high-tech",
+    "tests produits",
+    "réseau",
+    "sécurité",
+    "tech",
+    "smart home",
+    "home automation",
+    "électronique",
+    "mesures",
+    "jeedom",
+    "home assistant",
+    "livebox",
+    "télécoms",
+    "gadgets",
+    "objets connectés",
+    "tutoriels",
+    "vie privée",
+    "cybersécurité",
+}
+HOME = {
+    "décoration",
+    "déco",
+    "maison",
+    "intérieur",
+    "architecture intérieure",
+    "lifestyle",
+    "famille",
+    "parentalité",
+    "rénovation",
+    "home staging",
+    "slow living",
+    "interiors",
+    "interior styling",
+    "diy",
+    "bricolage",
+    "animaux",
+}
+MARKETING = {
+    "marketing",
+    "marketing digital",
+    "communication",
+    "publicité",
+    "médias",
+    "nouveautés",
+    "tendances",
+    "relations presse",
+    "influence",
+    "événementiel",
+    "bons plans",
+    "brand launches",
+    "marketing analytics",
+    "journalisme",
+    "journalism",
+}
 VALIDATION_FORMATS = {"tutorial", "comparison_test", "review", "article", "blog_post"}
 DESIRABILITY_FORMATS = {"instagram_post", "video", "testimonial", "blog_post"}
 DISCOVERY_FORMATS = {"tweet", "instagram_post", "video", "infographic", "article"}
@@ -38,8 +87,11 @@ def carries(moment: str, row: dict) -> bool:
     return row["category"] == "statutory" or has_topic(row, MARKETING)
 
 
-FORMATS = {"technical_validation": VALIDATION_FORMATS, "desirability": DESIRABILITY_FORMATS,
-           "discovery": DISCOVERY_FORMATS}
+FORMATS = {
+    "technical_validation": VALIDATION_FORMATS,
+    "desirability": DESIRABILITY_FORMATS,
+    "discovery": DISCOVERY_FORMATS,
+}
 
 QUERIES = [
     ("technical_validation", "compatibilité des capteurs avec la box"),
@@ -59,8 +111,10 @@ def test_each_moment_gets_its_voices_and_formats(engine, moment, query):
     assert sum(carries(moment, r.row) for r in result.influencers) >= 4
     assert result.content[0].row["format"] in FORMATS[moment]
     assert sum(r.row["format"] in FORMATS[moment] for r in result.content) >= 4
-    assert all(r.row["products"] == ["homelive"] or "homelive" in r.row["products"] or r.row["influencer_id"]
-               for r in result.content)
+    assert all(
+        r.row["products"] == ["homelive"] or "homelive" in r.row["products"] or r.row["influencer_id"]
+        for r in result.content
+    )
 
 
 @pytest.mark.parametrize("moment", ["discovery", "desirability", "technical_validation"])
@@ -126,21 +180,33 @@ def test_people_with_empty_bios_are_found_through_their_content(engine, influenc
 
 
 FILTER_CASES = [  # (filters, holds for an influencer, holds for a piece of content and its author or None)
-    ({"category": "customer"},
-     lambda i: i["category"] == "customer", lambda c, a: a is not None and a["category"] == "customer"),
-    ({"network": "instagram"},
-     lambda i: "instagram" in i["networks"], lambda c, a: c["network"] == "instagram"),
-    ({"language": "en"},
-     lambda i: i["language"] == "en", lambda c, a: c["language"] == "en"),
-    ({"min_followers": 100_000},
-     lambda i: i["followers"] >= 100_000, lambda c, a: a is not None and a["followers"] >= 100_000),
-    ({"max_followers": 10_000},
-     lambda i: i["followers"] <= 10_000, lambda c, a: a is not None and a["followers"] <= 10_000),
-    ({"topics": ["Maison connectée"]},
-     lambda i: "maison connectée" in i["topics"], lambda c, a: "maison connectée" in c["topics"]),
-    ({"category": ["partner", "affinity"], "network": "youtube"},
-     lambda i: i["category"] in ("partner", "affinity") and "youtube" in i["networks"],
-     lambda c, a: a is not None and a["category"] in ("partner", "affinity") and c["network"] == "youtube"),
+    (
+        {"category": "customer"},
+        lambda i: i["category"] == "customer",
+        lambda c, a: a is not None and a["category"] == "customer",
+    ),
+    ({"network": "instagram"}, lambda i: "instagram" in i["networks"], lambda c, a: c["network"] == "instagram"),
+    ({"language": "en"}, lambda i: i["language"] == "en", lambda c, a: c["language"] == "en"),
+    (
+        {"min_followers": 100_000},
+        lambda i: i["followers"] >= 100_000,
+        lambda c, a: a is not None and a["followers"] >= 100_000,
+    ),
+    (
+        {"max_followers": 10_000},
+        lambda i: i["followers"] <= 10_000,
+        lambda c, a: a is not None and a["followers"] <= 10_000,
+    ),
+    (
+        {"topics": ["Maison connectée"]},
+        lambda i: "maison connectée" in i["topics"],
+        lambda c, a: "maison connectée" in c["topics"],
+    ),
+    (
+        {"category": ["partner", "affinity"], "network": "youtube"},
+        lambda i: i["category"] in ("partner", "affinity") and "youtube" in i["networks"],
+        lambda c, a: a is not None and a["category"] in ("partner", "affinity") and c["network"] == "youtube",
+    ),
 ]
 
 

@@ -12,13 +12,16 @@ from matcher.scoring import load_scoring
 CONFIG = load_scoring(Settings().scoring_file)
 
 
-@pytest.mark.parametrize(("text", "terms"), [
-    ("Est-ce que la CAMÉRA est discrète ?", ["camera", "discrete"]),           # stop words out, accents folded
-    ("does the motion sensor work with my box", ["motion", "sensor", "work", "box"]),
-    ('box" OR NEAR(a b) * -x', ["box", "near"]),                                # FTS syntax is just words
-    ("le la les", []),
-    ("capteur capteur Capteur", ["capteur"]),
-])
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("Est-ce que la CAMÉRA est discrète ?", ["camera", "discrete"]),  # stop words out, accents folded
+        ("does the motion sensor work with my box", ["motion", "sensor", "work", "box"]),
+        ('box" OR NEAR(a b) * -x', ["box", "near"]),  # FTS syntax is just words
+        ("le la les", []),
+        ("capteur capteur Capteur", ["capteur"]),
+    ],
+)
 def test_query_terms(text, terms):
     assert lexical.query_terms(text) == terms
 
@@ -80,8 +83,10 @@ def test_hybrid_finds_what_words_say_and_meaning_misses(engine):
 
 def test_each_mode_is_selectable_and_distinct(engine):
     query = "does the motion sensor work with my box?"
-    results = {m: [r.row["id"] for r in engine.match("technical_validation", query, limit=10, retrieval=m).content]
-               for m in ("hybrid", "dense", "lexical")}
+    results = {
+        m: [r.row["id"] for r in engine.match("technical_validation", query, limit=10, retrieval=m).content]
+        for m in ("hybrid", "dense", "lexical")
+    }
     assert len({tuple(ids) for ids in results.values()}) == 3
     with pytest.raises(ValueError, match="Unknown retrieval mode"):
         engine.match("technical_validation", query, retrieval="psychic")
@@ -90,7 +95,10 @@ def test_each_mode_is_selectable_and_distinct(engine):
 def test_filters_still_hold_with_lexical_candidates(engine, influencers):
     hidden = {i for i, r in influencers.items() if r.get("opted_out")}
     for mode in ("hybrid", "lexical"):
-        result = engine.match("desirability", "caméra gadget déco méditerranéenne", limit=50, retrieval=mode,
-                              filters={"language": "fr"})
+        result = engine.match(
+            "desirability", "caméra gadget déco méditerranéenne", limit=50, retrieval=mode, filters={"language": "fr"}
+        )
         assert all(r.row["language"] == "fr" for r in result.content)
-        assert not hidden & ({r.row["id"] for r in result.influencers} | {r.row["influencer_id"] for r in result.content})
+        assert not hidden & (
+            {r.row["id"] for r in result.influencers} | {r.row["influencer_id"] for r in result.content}
+        )

@@ -16,13 +16,16 @@ CONFIG = scoring.load_scoring(Settings().scoring_file)
 MOMENTS = load_moments(Settings().moments_file)
 
 
-@pytest.mark.parametrize(("followers", "expected"), [
-    (0, 0.0),
-    (9, 1 / 7),                      # log10(10) / log10(1e7)
-    (9_999, 4 / 7),
-    (9_999_999, 1.0),
-    (50_000_000, 1.0),               # capped
-])
+@pytest.mark.parametrize(
+    ("followers", "expected"),
+    [
+        (0, 0.0),
+        (9, 1 / 7),  # log10(10) / log10(1e7)
+        (9_999, 4 / 7),
+        (9_999_999, 1.0),
+        (50_000_000, 1.0),  # capped
+    ],
+)
 def test_reach_is_log_scaled(followers, expected):
     assert scoring.reach(CONFIG, followers) == pytest.approx(expected)
 
@@ -34,7 +37,7 @@ def test_audience_alone_never_wins():
     reach_gain = scoring.reach(CONFIG, 9_999_999) - scoring.reach(CONFIG, 9_999)
     assert reach_gain == pytest.approx(3 / 7)
     from_audience = reach_gain * CONFIG["influence"]["reach_weight"] * weights["influence"] / total
-    from_relevance = 0.2 * weights["relevance"] / total      # e.g. cosine 0.40 -> 0.54
+    from_relevance = 0.2 * weights["relevance"] / total  # e.g. cosine 0.40 -> 0.54
     assert from_audience < from_relevance
 
 
@@ -64,13 +67,16 @@ def test_combine_is_a_weighted_mean():
     assert scoring.combine(parts) == pytest.approx(0.75)
 
 
-@pytest.mark.parametrize(("topics", "expected"), [
-    (["Domotique", "cuisine"], ["Domotique"]),
-    (["maison connectee"], ["maison connectee"]),   # accents folded
-    (["High-Tech"], ["High-Tech"]),                # 'tech' as a whole word
-    (["technocratie"], []),                        # not inside another word
-    ([], []),
-])
+@pytest.mark.parametrize(
+    ("topics", "expected"),
+    [
+        (["Domotique", "cuisine"], ["Domotique"]),
+        (["maison connectee"], ["maison connectee"]),  # accents folded
+        (["High-Tech"], ["High-Tech"]),  # 'tech' as a whole word
+        (["technocratie"], []),  # not inside another word
+        ([], []),
+    ],
+)
 def test_topic_matches(topics, expected):
     assert scoring.topic_matches(topics, MOMENTS["technical_validation"].influencer_topics) == expected
 
@@ -81,8 +87,8 @@ def test_influencer_fit_prefers_the_right_people():
     decorator = {"category": "affinity", "topics": ["décoration", "lifestyle"]}
     fit_expert = scoring.influencer_fit(CONFIG, moment, expert, 0.1).value
     fit_decorator = scoring.influencer_fit(CONFIG, moment, decorator, 0.1).value
-    assert fit_expert == pytest.approx(1.0)        # 0.3 * 1.0 (partner) + 0.7 * min(1, 2/2)
-    assert fit_decorator == pytest.approx(0.27)    # 0.3 * 0.9 (affinity) + 0.7 * 0 (no topic, profile at floor)
+    assert fit_expert == pytest.approx(1.0)  # 0.3 * 1.0 (partner) + 0.7 * min(1, 2/2)
+    assert fit_decorator == pytest.approx(0.27)  # 0.3 * 0.9 (affinity) + 0.7 * 0 (no topic, profile at floor)
 
 
 def test_weights_take_the_moment_overrides():
@@ -95,8 +101,15 @@ def ranked(author: str | None, score: float) -> Ranked:
 
 
 def test_diversify_caps_each_author_until_others_run_out():
-    items = [ranked("a", 0.9), ranked("a", 0.8), ranked("a", 0.7), ranked("b", 0.6), ranked(None, 0.5),
-             ranked(None, 0.4), ranked(None, 0.3)]
+    items = [
+        ranked("a", 0.9),
+        ranked("a", 0.8),
+        ranked("a", 0.7),
+        ranked("b", 0.6),
+        ranked(None, 0.5),
+        ranked(None, 0.4),
+        ranked(None, 0.3),
+    ]
     chosen = diversify(items, 2, 5)
     assert [r.row["influencer_id"] for r in chosen] == ["a", "a", "b", None, None]
     # when the others are used up, the held-back items fill the list in score order

@@ -17,21 +17,51 @@ import pytest
 from matcher.config import PROJECT_DIR
 
 PEOPLE = [
-    {"id": "inf-tech", "name": "Bruno Réseaux", "bio": "Ingénieur réseau, je teste box et alarmes.",
-     "topics": ["domotique", "réseau"], "category": "partner", "language": "fr", "country": "FR",
-     "platforms": [{"network": "youtube", "handle": "@bruno", "followers": 40000, "engagement_rate": 0.04}]},
-    {"id": "inf-deco", "name": "Lina Cocon", "bio": "Déco douce et plantes.", "topics": ["décoration"],
-     "category": "affinity", "language": "fr", "country": "FR",
-     "platforms": [{"network": "instagram", "handle": "@lina", "followers": 90000, "engagement_rate": 0.03}]},
+    {
+        "id": "inf-tech",
+        "name": "Bruno Réseaux",
+        "bio": "Ingénieur réseau, je teste box et alarmes.",
+        "topics": ["domotique", "réseau"],
+        "category": "partner",
+        "language": "fr",
+        "country": "FR",
+        "platforms": [{"network": "youtube", "handle": "@bruno", "followers": 40000, "engagement_rate": 0.04}],
+    },
+    {
+        "id": "inf-deco",
+        "name": "Lina Cocon",
+        "bio": "Déco douce et plantes.",
+        "topics": ["décoration"],
+        "category": "affinity",
+        "language": "fr",
+        "country": "FR",
+        "platforms": [{"network": "instagram", "handle": "@lina", "followers": 90000, "engagement_rate": 0.03}],
+    },
 ]
 PIECES = [
-    {"id": "c-tuto", "influencer_id": "inf-tech", "title": "Compatibilité : les capteurs avec votre box",
-     "text": "Quels capteurs fonctionnent avec quelle box, et comment les appairer.", "format": "tutorial",
-     "language": "fr", "published_at": "2026-09-01", "topics": ["installation"], "products": ["homelive"],
-     "url": "https://www.youtube.com/watch?v=t1"},
-    {"id": "c-photo", "influencer_id": "inf-deco", "title": "Mon coin lecture", "text": "Un plaid, une lampe, du calme.",
-     "format": "instagram_post", "language": "fr", "published_at": "2026-09-02", "topics": ["déco"],
-     "url": "https://www.instagram.com/p/lina1"},
+    {
+        "id": "c-tuto",
+        "influencer_id": "inf-tech",
+        "title": "Compatibilité : les capteurs avec votre box",
+        "text": "Quels capteurs fonctionnent avec quelle box, et comment les appairer.",
+        "format": "tutorial",
+        "language": "fr",
+        "published_at": "2026-09-01",
+        "topics": ["installation"],
+        "products": ["homelive"],
+        "url": "https://www.youtube.com/watch?v=t1",
+    },
+    {
+        "id": "c-photo",
+        "influencer_id": "inf-deco",
+        "title": "Mon coin lecture",
+        "text": "Un plaid, une lampe, du calme.",
+        "format": "instagram_post",
+        "language": "fr",
+        "published_at": "2026-09-02",
+        "topics": ["déco"],
+        "url": "https://www.instagram.com/p/lina1",
+    },
 ]
 
 
@@ -41,8 +71,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def request(url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None
-            ) -> tuple[int, dict]:
+def request(
+    url: str, body: bytes | None = None, headers: dict | None = None, method: str | None = None
+) -> tuple[int, dict]:
     req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
     try:
         with urllib.request.urlopen(req, timeout=30) as response:
@@ -52,8 +83,9 @@ def request(url: str, body: bytes | None = None, headers: dict | None = None, me
 
 
 def matcher(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "matcher", *args], cwd=PROJECT_DIR, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "matcher", *args], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
@@ -68,8 +100,14 @@ def server(tmp_path: Path):
     created = matcher("keys", "create", "--role", "planner", "--label", "test", env=env)
     assert created.returncode == 0 and created.stdout.startswith("rk_"), created.stderr
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "matcher", "serve", "--port", str(port)], cwd=PROJECT_DIR,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "matcher", "serve", "--port", str(port)],
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -98,13 +136,17 @@ def test_served_over_http(server):
     status, error = request(server + "/v1/match", query)
     assert status == 401 and error["error"]["code"] == "unauthorized"  # keys are required unless --dev
     # what the README's curl sends (-d: form content type), with a key
-    status, body = request(server + "/v1/match", query, {"Content-Type": "application/x-www-form-urlencoded",
-                                                         "Authorization": f"Bearer {key}"})
+    status, body = request(
+        server + "/v1/match",
+        query,
+        {"Content-Type": "application/x-www-form-urlencoded", "Authorization": f"Bearer {key}"},
+    )
     assert status == 200
     assert body["influencers"][0]["id"] == "inf-tech" and body["content"][0]["id"] == "c-tuto"
     assert body["influencers"][0]["explanation"] and body["content"][0]["score_parts"]["moment_fit"]["value"] == 1.0
-    status, error = request(server + "/v1/match", b'{"moment": "nope"', {"Content-Type": "application/json",
-                                                                          "X-API-Key": key})
+    status, error = request(
+        server + "/v1/match", b'{"moment": "nope"', {"Content-Type": "application/json", "X-API-Key": key}
+    )
     assert status == 400 and error["error"]["code"] == "malformed_json"
     status, error = request(server + "/v1/influencers/nobody", headers={"X-API-Key": key})
     assert status == 404 and error["error"]["code"] == "not_found"
