@@ -22,7 +22,8 @@ from matcher.embedding import Encoder
 from matcher.errors import IndexMismatchError
 from matcher.index import VectorIndex, load_meta
 from matcher.locking import ReadWriteLock
-from matcher.store import KINDS, Store, content_from_row, influencer_from_row
+from matcher.rows import content_from_row, influencer_from_row
+from matcher.store import KINDS, Store
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)

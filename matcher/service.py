@@ -23,8 +23,9 @@ from matcher.indexing import IndexSet, Progress
 from matcher.loader import FileReport, detect_kind, read_csv_records, read_records
 from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
 from matcher.ranking import Ranked, Ranker, Target
+from matcher.rows import content_from_row, influencer_from_row
 from matcher.scoring import load_scoring
-from matcher.store import KINDS, Deleted, Store, Written, content_from_row, influencer_from_row
+from matcher.store import KINDS, Deleted, Store, Written
 from matcher.writer import Writer
 from models.api_schemas import MAX_LIMIT, RESULT_TYPES
 from models.moments import Moment

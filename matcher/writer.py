@@ -19,7 +19,8 @@ from matcher.embedding import Encoder
 from matcher.errors import InvalidRequestError, NotFoundError
 from matcher.indexing import IndexSet, Progress
 from matcher.loader import FileReport, Rejection
-from matcher.store import Deleted, Store, Written, content_row, influencer_row
+from matcher.rows import content_row, influencer_row
+from matcher.store import Deleted, Store, Written
 from models.records import Content, Influencer
 
 ENCODE_BATCH = 256
@@ -133,7 +134,7 @@ class Writer:
         return out
 
     def _known_authors(self, records: list[tuple[int, Any]], report: FileReport) -> list[tuple[int, Any]]:
-        known = self.store.existing_ids("influencers", (r.influencer_id for _, r in records if r.influencer_id))
+        known = set(self.store.keys_by_id("influencers", (r.influencer_id for _, r in records if r.influencer_id)))
         kept = []
         for line, record in records:
             if record.influencer_id is None or record.influencer_id in known:
