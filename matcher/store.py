@@ -19,6 +19,7 @@ import numpy as np
 import sqlite_utils
 
 from matcher import lexical
+from matcher.errors import ConflictError
 from matcher.rows import decode_row, record_hash
 
 KINDS = ("influencers", "content")
@@ -193,6 +194,16 @@ class Store:
         A repeat of what is stored changes nothing, not even the version. Returns what happened to each row,
         and the version this write made (None if it changed nothing).
         """
+        try:
+            return self._upsert(kind, rows, vectors, model)
+        except sqlite3.IntegrityError as e:  # only an author deleted by another process since the writer checked
+            raise ConflictError(
+                f"Nothing was written: {e}. The data changed during this write (an author deleted?); check and retry."
+            ) from e
+
+    def _upsert(
+        self, kind: str, rows: list[dict[str, Any]], vectors: dict[str, tuple[str, np.ndarray]], model: str
+    ) -> tuple[list[Written], int | None]:
         written = []
         version = None
         with self.transaction(bump=False) as db:

@@ -47,9 +47,9 @@ class Writer:
             else:
                 records.append(item)
                 report.lines = max(report.lines, item[0])
-        if kind == "content":
-            records = self._known_authors(records, report)
-        with self._one_writer:
+        with self._one_writer:  # authors are checked under the lock: a delete cannot slip in between
+            if kind == "content":
+                records = self._known_authors(records, report)
             written = self._write(kind, [r for _, r in records], progress)
         for w in written:
             setattr(report, w.outcome, getattr(report, w.outcome) + 1)
@@ -58,13 +58,13 @@ class Writer:
 
     def put(self, kind: str, record: Influencer | Content) -> Written:
         """Insert or update one record; content must name a known influencer (or none, for brand content)."""
-        if isinstance(record, Content) and record.influencer_id is not None:
-            if not self.store.keys_by_id("influencers", [record.influencer_id]):
-                raise InvalidRequestError(
-                    f"influencer_id {record.influencer_id!r} is not a known influencer.",
-                    {"influencer_id": ["Unknown influencer: create it first."]},
-                )
         with self._one_writer:
+            if isinstance(record, Content) and record.influencer_id is not None:
+                if not self.store.keys_by_id("influencers", [record.influencer_id]):
+                    raise InvalidRequestError(
+                        f"influencer_id {record.influencer_id!r} is not a known influencer.",
+                        {"influencer_id": ["Unknown influencer: create it first."]},
+                    )
             return self._write(kind, [record], None)[0]
 
     def delete(self, kind: str, record_id: str) -> Deleted:

@@ -302,3 +302,18 @@ def test_check_command_reports_and_fails(homelive_copy):
     assert bad.exit_code == 1 and "PROBLEM influencers: no index file" in bad.output
     assert CliRunner().invoke(main, ["reindex", "--data-dir", str(homelive_copy)]).exit_code == 0
     assert CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)]).exit_code == 0
+
+
+def test_a_piece_whose_author_vanished_mid_write_is_refused_whole(homelive_copy):
+    """Another process may delete an author after the writer checked it: the store refuses, writing nothing."""
+    from matcher.errors import ConflictError
+
+    writer = Engine(Settings(data_dir=homelive_copy)).writer
+    good = ContentSchema().load({**TEARDOWN, "id": "cnt-good", "influencer_id": None})
+    orphan = ContentSchema().load({**TEARDOWN, "id": "cnt-orphan", "influencer_id": "inf-deleted-meanwhile"})
+    rows = [writer._row("content", r, writer._text("content", r)) for r in (good, orphan)]
+    version = writer.store.version
+    with pytest.raises(ConflictError, match="Nothing was written"):
+        writer.store.upsert("content", rows, {}, writer.encoder.name)
+    assert writer.store.version == version
+    assert not writer.store.keys_by_id("content", ["cnt-good", "cnt-orphan"])
