@@ -180,7 +180,7 @@ class IndexSet:
         profile_keys, profiles = self.store.embeddings("influencers", keys)
         if len(profile_keys) == 0:
             return profile_keys, np.empty((0, self.encoder.dimension), np.float32)
-        authors = self.store.content_authors(profile_keys.tolist())
+        authors = self.store.content_authors(None if keys is None else profile_keys.tolist())
         content_keys, content_vectors = self.store.embeddings("content", sorted(authors))
         empty_bio = self.store.keys_with_empty_bio(profile_keys.tolist())
         combined = embedding.influencer_vectors(

@@ -180,7 +180,8 @@ class Store:
     def count(self, kind: str, *, visible_only: bool = False) -> int:
         if not visible_only:
             return self.db[kind].count
-        return self.db.execute(f"SELECT count(*) FROM {kind} WHERE key IN ({_visible_sql(kind)})").fetchone()[0]
+        joins, visible = _VISIBLE[kind]
+        return self.db.execute(f"SELECT count(*) FROM {kind} r {joins} WHERE {visible}").fetchone()[0]
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -321,15 +322,17 @@ class Store:
 
     def embeddings(self, kind: str, keys: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(keys, vectors) of visible records (not opted out), all of them or those asked for."""
-        sql = f"SELECT key, vector FROM embeddings WHERE kind = ? AND key IN ({_visible_sql(kind)})"
+        joins, visible = _VISIBLE[kind]
+        sql = f"SELECT r.key, e.vector FROM {kind} r JOIN embeddings e ON e.kind = ? AND e.key = r.key {joins}"
+        sql += f" WHERE {visible}"
         params: list[Any] = [kind]
         found: list[tuple[int, bytes]] = []
         if keys is None:
-            found = list(self.db.execute(sql + " ORDER BY key", params))
+            found = list(self.db.execute(sql + " ORDER BY r.key", params))
         else:
             for chunk in _chunks([int(k) for k in keys], 500):
                 marks = ",".join("?" * len(chunk))
-                found.extend(self.db.execute(f"{sql} AND key IN ({marks})", params + chunk))
+                found.extend(self.db.execute(f"{sql} AND r.key IN ({marks})", params + chunk))
         if not found:
             return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
         ids = np.array([k for k, _ in found], dtype=np.int64)
@@ -338,10 +341,8 @@ class Store:
     def content_authors(self, influencer_keys: list[int] | None = None) -> dict[int, int]:
         """Visible content key -> its author's influencer key, for all authors or those given.
 
-        Brand-owned content has no author and is left out."""
-        sql = f"""
-            SELECT c.key, i.key FROM content c JOIN influencers i ON i.id = c.influencer_id
-            WHERE c.key IN ({_visible_sql("content")})"""
+        Brand-owned content has no author and is left out; a piece with an author is visible when they are."""
+        sql = "SELECT c.key, i.key FROM content c JOIN influencers i ON i.id = c.influencer_id WHERE i.opted_out = 0"
         if influencer_keys is None:
             return dict(self.db.execute(sql).fetchall())
         out: dict[int, int] = {}
@@ -398,13 +399,12 @@ class Store:
         return out
 
 
-def _visible_sql(kind: str) -> str:
-    """Keys of records that may appear in results: not opted out, and not written by someone opted out."""
-    if kind == "influencers":
-        return "SELECT key FROM influencers WHERE opted_out = 0"
-    return """
-        SELECT c.key FROM content c LEFT JOIN influencers i ON i.id = c.influencer_id
-        WHERE c.influencer_id IS NULL OR i.opted_out = 0"""
+# Records that may appear in results: not opted out, and not written by someone opted out. Written as joins on
+# the record (alias r), not as a subquery, so that a lookup of a few keys stays a lookup at any size.
+_VISIBLE = {
+    "influencers": ("", "r.opted_out = 0"),
+    "content": ("LEFT JOIN influencers a ON a.id = r.influencer_id", "(r.influencer_id IS NULL OR a.opted_out = 0)"),
+}
 
 
 def _to_blob(vector: np.ndarray) -> bytes:
