@@ -69,6 +69,22 @@ class Filters:
                 out[name] = getattr(self, name)
         return out
 
+    def sql_condition(self, kind: str) -> tuple[str, list[Any]]:
+        """A condition on a stored row (alias ``r``) that every record these filters accept meets.
+
+        It lets the store skip rows that cannot pass before reading them (what makes a filter matching few
+        records cheap); ``accepts_*`` still decides, so the condition may let more through, never fewer.
+        """
+        clauses, params = ["r.opted_out = 0"] if kind == "influencers" else [], []
+        columns = {"language": "COALESCE(r.language, '')"}
+        columns.update({"category": "r.category"} if kind == "influencers" else {"network": "r.network"})
+        for name, column in columns.items():
+            values = getattr(self, name)
+            if values:
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                params += values
+        return " AND ".join(clauses) or "1", params
+
     def accepts_influencer(self, row: dict[str, Any], with_products: set[str] | None = None) -> bool:
         """``with_products``: ids of influencers who published one of the wanted products (when filtered on)."""
         if row["opted_out"]:

@@ -93,6 +93,7 @@ class Ranker:
             self.pool_size(limit),
             self._content_keep(filters, authors),
             target.similarity,
+            narrow=filters.sql_condition("content"),
         )
         fits = self._influencer_fits(
             target, [authors[r["influencer_id"]] for r in found.rows.values() if r["influencer_id"] in authors]
@@ -151,6 +152,7 @@ class Ranker:
             self._influencer_keep(filters),
             target.similarity,
             include=authors,
+            narrow=filters.sql_condition("influencers"),
         )
         fits = self._influencer_fits(target, list(found.rows.values()))
         weights = scoring.weights_for(self.config, target.moment, "influencer")

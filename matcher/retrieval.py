@@ -54,17 +54,20 @@ class Retriever:
         keep: Keep,
         similarity: Callable[[np.ndarray], np.ndarray],
         include: list[int] | None = None,
+        narrow: tuple[str, list[Any]] | None = None,
     ) -> Candidates:
         """At least ``need`` accepted records when there are that many, widening both searches as needed.
 
         ``similarity`` scores unit vectors against the target (query and moment) exactly; ``include`` names keys
-        to consider whatever the searches find (still subject to ``keep``).
+        to consider whatever the searches find (still subject to ``keep``); ``narrow`` is an SQL condition that
+        every record ``keep`` accepts meets (see ``Filters.sql_condition``): other rows are never read.
         """
         index = self.indexes[kind]
         expression = lexical.match_expression(query) if query and self.mode != "dense" else None
         use_dense = self.mode != "lexical" or expression is None
         weights = self.config["lexical"]["column_weights"][kind]
-        rows: dict[int, dict[str, Any]] = self.store.rows(kind, include or [])
+        rows: dict[int, dict[str, Any]] = self.store.rows(kind, include or [], narrow)
+        seen = set(include or [])
         kept: set[int] = keep(rows)
         k = need
         while True:
@@ -73,7 +76,8 @@ class Retriever:
                 found += [int(i) for i in index.search(vector, k)[1][0] if i >= 0]
             matched = lexical.search(self.store.db, kind, expression, weights, k) if expression else []
             found += [key for key, _ in matched]
-            new = self.store.rows(kind, [key for key in set(found) if key not in rows])
+            new = self.store.rows(kind, [key for key in set(found) if key not in seen], narrow)
+            seen.update(found)
             rows.update(new)
             kept |= keep(new)
             exhausted = (not use_dense or k >= index.count) and len(matched) < k

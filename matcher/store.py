@@ -296,13 +296,18 @@ class Store:
             ORDER BY r.key"""
         return [(row[0], row[1]) for row in self.db.execute(sql, [kind, model])]
 
-    def rows(self, kind: str, keys: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Rows by key (JSON columns decoded), in one query per 500 keys."""
+    def rows(
+        self, kind: str, keys: Iterable[int], where: tuple[str, list[Any]] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Rows by key (JSON columns decoded), in one query per 500 keys; ``where``: an SQL condition on alias
+        ``r`` and its parameters, to leave out rows without reading them."""
         keys = [int(k) for k in keys]
+        condition, params = where or ("1", [])
         out: dict[int, dict[str, Any]] = {}
         for chunk in _chunks(keys, 500):
             marks = ",".join("?" * len(chunk))
-            for row in self.db.query(f"SELECT * FROM {kind} WHERE key IN ({marks})", chunk):
+            sql = f"SELECT * FROM {kind} r WHERE r.key IN ({marks}) AND ({condition})"
+            for row in self.db.query(sql, chunk + params):
                 out[row["key"]] = decode_row(row)
         return out
 

@@ -95,3 +95,41 @@ def test_bad_filters_are_refused_with_the_field(filters, field):
     with pytest.raises(InvalidRequestError) as caught:
         Filters.from_mapping(filters)
     assert field in caught.value.fields
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"language": "fr"},
+        {"language": ["EN", "fr"]},
+        {"category": ["partner", "affinity"], "language": "fr"},
+        {"network": ["youtube", "blog"]},
+        {"network": "instagram", "category": "statutory"},
+        {"language": "de"},
+    ],
+)
+def test_the_sql_condition_reads_exactly_the_rows_that_can_pass(engine, values):
+    """The store reads only rows meeting ``sql_condition``: it must let through every row the filter accepts
+    (or results would silently shrink), and leave out those failing its plain columns."""
+    filters = Filters.from_mapping(values)
+    store = engine.store
+    for kind in ("influencers", "content"):
+        everything = store.rows(kind, store.embeddings(kind)[0].tolist())
+        read = set(store.rows(kind, everything, filters.sql_condition(kind)))
+        if kind == "influencers":
+            passing = {k for k, r in everything.items() if filters.accepts_influencer(r)}
+            plain = ("language", "category")
+        else:
+            authors = store.influencer_rows_by_id(r["influencer_id"] for r in everything.values())
+            passing = {
+                k for k, r in everything.items() if filters.accepts_content(r, authors.get(r["influencer_id"] or ""))
+            }
+            plain = ("language", "network")
+        assert passing <= read, (kind, values)
+        expected = {
+            k
+            for k, r in everything.items()
+            if all(not getattr(filters, name) or (r[name] or "") in getattr(filters, name) for name in plain)
+        }
+        assert read == expected, (kind, values)
