@@ -83,6 +83,12 @@ class Filters:
             if values:
                 clauses.append(f"{column} IN ({','.join('?' * len(values))})")
                 params += values
+        if kind == "content" and self.category:  # the author's category: a lookup by the author's id
+            marks = ",".join("?" * len(self.category))
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM influencers a WHERE a.id = r.influencer_id AND a.category IN ({marks}))"
+            )
+            params += self.category
         return " AND ".join(clauses) or "1", params
 
     def accepts_influencer(self, row: dict[str, Any], with_products: set[str] | None = None) -> bool:
