@@ -18,7 +18,6 @@ from marshmallow import (
     post_load,
     pre_load,
     validate,
-    validates,
     validates_schema,
 )
 
@@ -33,6 +32,13 @@ def normalize_language(value: str | None) -> str | None:
         return None
     value = value.strip().lower().replace("_", "-").split("-")[0]
     return value or None
+
+
+def check_language(value: str | None) -> None:
+    """Raise unless the value is empty or an ISO 639 code such as 'fr', 'en' or 'fr-BE'."""
+    language = normalize_language(value)
+    if language is not None and not LANGUAGE.match(language):
+        raise ValidationError(f"{value!r} is not a language code such as 'fr' or 'en'.")
 
 
 def clean_tags(values: list[str]) -> list[str]:
@@ -100,7 +106,7 @@ class InfluencerSchema(_ContractSchema):
         fields.String(validate=validate.Length(max=100)), load_default=list, validate=validate.Length(max=200)
     )
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
-    language = fields.String(load_default=None, allow_none=True)
+    language = fields.String(load_default=None, allow_none=True, validate=check_language)
     country = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=60))
     platforms = fields.List(fields.Nested(PlatformSchema), required=True, validate=validate.Length(max=50))
     opted_out = fields.Boolean(load_default=False)
@@ -109,10 +115,6 @@ class InfluencerSchema(_ContractSchema):
     @pre_load
     def _strip_ids(self, data: Any, **kwargs: Any) -> Any:
         return strip_ids(data, ("id",))
-
-    @validates("language")
-    def _check_language(self, value: str | None, **kwargs: Any) -> None:
-        check_language(value)
 
     @post_load
     def _make(self, data: dict[str, Any], **kwargs: Any) -> Influencer:
@@ -142,7 +144,7 @@ class ContentSchema(_ContractSchema):
     text = fields.String(load_default="", allow_none=True, validate=validate.Length(max=100_000))
     url = fields.Url(load_default=None, allow_none=True, require_tld=False, schemes={"http", "https"})
     format = fields.String(required=True, validate=validate.OneOf(FORMATS))
-    language = fields.String(load_default=None, allow_none=True)
+    language = fields.String(load_default=None, allow_none=True, validate=check_language)
     published_at = fields.DateTime(required=True)
     topics = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
     engagement = fields.Nested(EngagementSchema, load_default=None, allow_none=True)
@@ -155,10 +157,6 @@ class ContentSchema(_ContractSchema):
         if isinstance(data, dict) and data.get("influencer_id") == "":
             data["influencer_id"] = None  # an empty author is brand-owned content, as null is
         return data
-
-    @validates("language")
-    def _check_language(self, value: str | None, **kwargs: Any) -> None:
-        check_language(value)
 
     @validates_schema
     def _check_has_text(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -183,10 +181,3 @@ def strip_ids(data: Any, keys: tuple[str, ...]) -> Any:
     if not isinstance(data, dict):
         return data
     return {k: v.strip() if k in keys and isinstance(v, str) else v for k, v in data.items()}
-
-
-def check_language(value: str | None) -> None:
-    """Raise unless the value is empty or an ISO 639 code such as 'fr', 'en' or 'fr-BE'."""
-    language = normalize_language(value)
-    if language is not None and not LANGUAGE.match(language):
-        raise ValidationError(f"{value!r} is not a language code such as 'fr' or 'en'.")
