@@ -208,31 +208,21 @@ class IndexSet:
         if problems:
             return problems
         saved = {kind: VectorIndex.load(self.path(kind)) for kind in KINDS}
+        # What the indexes should hold: every visible record, with the vector the database gives it.
+        expected = {"content": self.store.embeddings("content"), "influencers": self._influencer_vectors(None)}
         for kind in KINDS:
-            visible = set(self.store.embeddings(kind)[0].tolist())
-            indexed = saved[kind].ids
+            keys, vectors = expected[kind]
+            visible, indexed = set(keys.tolist()), saved[kind].ids
             if visible != indexed:
                 problems.append(
                     f"{kind}: {len(visible - indexed)} visible records not indexed, "
                     f"{len(indexed - visible)} indexed records not visible (deleted or opted out)"
                 )
-        problems += self._check_vectors(saved)
+            present = [i for i, k in enumerate(keys.tolist()) if saved[kind].has(k)]
+            if present and not np.allclose(saved[kind].vectors(keys[present]), vectors[present], atol=1e-5):
+                problems.append(f"{kind}: indexed vectors differ from the stored embeddings")
         problems += self.store.check_fts()
         return problems
-
-    def _check_vectors(self, saved: dict[str, VectorIndex]) -> list[str]:
-        """The vectors in the index files are those the database gives."""
-        out = []
-        content_keys, content_vectors = self.store.embeddings("content")
-        influencer_keys, influencer_vectors = self._influencer_vectors(None)
-        for kind, keys, expected in (
-            ("content", content_keys, content_vectors),
-            ("influencers", influencer_keys, influencer_vectors),
-        ):
-            present = [i for i, k in enumerate(keys.tolist()) if saved[kind].has(k)]
-            if present and not np.allclose(saved[kind].vectors(keys[present]), expected[present], atol=1e-5):
-                out.append(f"{kind}: indexed vectors differ from the stored embeddings")
-        return out
 
 
 def text_of(kind: str, row: dict[str, Any]) -> str:

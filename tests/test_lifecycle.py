@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -302,6 +303,23 @@ def test_check_command_reports_and_fails(homelive_copy):
     assert bad.exit_code == 1 and "PROBLEM influencers: no index file" in bad.output
     assert CliRunner().invoke(main, ["reindex", "--data-dir", str(homelive_copy)]).exit_code == 0
     assert CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)]).exit_code == 0
+
+
+def test_check_finds_missing_and_altered_vectors(homelive_copy):
+    """Index files whose metadata agree with the database but whose contents do not are still caught."""
+    engine = Engine(Settings(data_dir=homelive_copy))
+    content, influencers = engine.index.indexes["content"], engine.index.indexes["influencers"]
+    missing = sorted(content.ids)[0]
+    content.remove(np.array([missing]))
+    altered = sorted(influencers.ids)[0]
+    vector = influencers.vectors(np.array([altered]))
+    influencers.remove(np.array([altered]))
+    influencers.add(np.array([altered]), -vector)
+    engine.index.save()
+    assert engine.check() == [
+        "influencers: indexed vectors differ from the stored embeddings",
+        "content: 1 visible records not indexed, 0 indexed records not visible (deleted or opted out)",
+    ]
 
 
 def test_a_piece_whose_author_vanished_mid_write_is_refused_whole(homelive_copy):
