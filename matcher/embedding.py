@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 # Longer texts are cut before tokenising: the model reads 256 word pieces at most anyway.
 MAX_TEXT_CHARS = 2000
+# Records are encoded this many at a time by imports and rebuilds: the unit of progress reports and of the
+# vectors held before they are stored.
+ENCODE_CHUNK = 256
 
 
 class Encoder(Protocol):

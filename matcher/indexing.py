@@ -99,8 +99,8 @@ class IndexSet:
         done = 0
         for kind in KINDS:
             stale = self.store.stale_embeddings(kind, self.encoder.name)
-            for start in range(0, len(stale), 256):
-                chunk = stale[start : start + 256]
+            for start in range(0, len(stale), embedding.ENCODE_CHUNK):
+                chunk = stale[start : start + embedding.ENCODE_CHUNK]
                 rows = self.store.rows(kind, [key for key, _ in chunk])
                 vectors = self.encoder.encode([text_of(kind, rows[key]) for key, _ in chunk])
                 self.store.save_embeddings(

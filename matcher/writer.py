@@ -23,8 +23,6 @@ from matcher.rows import content_row, influencer_row
 from matcher.store import Deleted, Store, Written
 from models.records import Content, Influencer
 
-ENCODE_BATCH = 256
-
 
 class Writer:
     def __init__(self, store: Store, encoder: Encoder, indexes: IndexSet, networks: dict[str, Any]):
@@ -125,8 +123,8 @@ class Writer:
         self, kind: str, todo: list[tuple[str, str]], hashes: dict[str, str], progress: Progress | None
     ) -> dict[str, tuple[str, np.ndarray]]:
         out = {}
-        for start in range(0, len(todo), ENCODE_BATCH):
-            chunk = todo[start : start + ENCODE_BATCH]
+        for start in range(0, len(todo), embedding.ENCODE_CHUNK):
+            chunk = todo[start : start + embedding.ENCODE_CHUNK]
             vectors = self.encoder.encode([text for _, text in chunk])
             out.update((record_id, (hashes[record_id], v)) for (record_id, _), v in zip(chunk, vectors, strict=True))
             if progress:
