@@ -25,7 +25,8 @@ DEFAULTS: dict[str, Any] = {
         "admin": "600 per minute",
         "anonymous": "300 per minute",
     },  # anonymous: per address, on public routes and in dev mode
-    "RATELIMIT_STORAGE_URI": "memory://",  # e.g. redis://host:6379 when several processes serve
+    "RATELIMIT_STORAGE_URI": "memory://",  # redis://host:6379 or memcached://… to share counters between workers
+    "WORKERS": 1,  # processes serving (``matcher serve`` sets it): with memory://, each keeps 1/WORKERS of a limit
     "CACHE_MAX_AGE": 300,  # seconds a page or CDN may keep a GET /v1/match answer
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # the largest body of any route (imports); each route has its own
     "WARM_DETECTOR": True,

@@ -119,20 +119,21 @@ main.add_command(reindex, "index")  # the name it had first
 @data_dir_option
 def check(settings: Settings) -> None:
     """Verify that the database and the saved indexes agree; exit with status 1 if they do not."""
+    from matcher.catalogue import Catalogue
     from matcher.embedding import load_encoder
-    from matcher.indexing import IndexSet
+    from matcher.indexing import Indexes
+    from matcher.moments import load_moments, moment_vectors
     from matcher.scoring import load_scoring
     from matcher.store import Store
 
     # No Engine: opening one would repair what this command is meant to report.
     store = Store(settings.database_path)
-    index = IndexSet(
-        store,
-        load_encoder(settings.model, settings.batch_size),
-        settings.data_dir,
-        load_scoring(settings.scoring_file)["profile_vector"],
+    encoder = load_encoder(settings.model, settings.batch_size)
+    moments = load_moments(settings.moments_file)
+    catalogue = Catalogue(
+        store, load_scoring(settings.scoring_file), moments, moment_vectors(moments, encoder), encoder.dimension
     )
-    problems = index.check()
+    problems = Indexes(store, encoder, catalogue, settings.data_dir).check()
     counts = {kind: store.count(kind) for kind in ("influencers", "content")}
     click.echo(
         f"{settings.data_dir}: {counts['influencers']} influencers, {counts['content']} content items, "
@@ -143,7 +144,7 @@ def check(settings: Settings) -> None:
             click.echo(f"  PROBLEM {problem}")
         click.echo("Run `matcher reindex` to rebuild the indexes from the database (or start the server: it repairs).")
         sys.exit(1)
-    click.echo("OK: the indexes agree with the database (records, vectors, model, version, full-text).")
+    click.echo("OK: the saved vectors agree with the database (records, vectors, model, version, full-text).")
 
 
 @main.command()
@@ -322,26 +323,29 @@ def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Processes serving (default: one per core).")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
 @click.option("--dev", is_flag=True, help="No API keys: every caller is admin. Local trials only (loopback hosts).")
 @data_dir_option
-def serve(settings: Settings, host: str, port: int, threads: int, dev: bool) -> None:
-    """Serve the HTTP API with waitress (a production WSGI server); logs are JSON lines on stderr."""
-    import waitress
+def serve(settings: Settings, host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
+    """Serve the HTTP API with gunicorn (pre-forked workers, one per core); logs are JSON lines on stderr."""
+    import os
 
     from api import create_app
     from routes.guard import JsonFormatter
+    from server import serve as run
 
     if dev and host not in ("127.0.0.1", "localhost", "::1"):
         raise click.UsageError("--dev turns authentication off: it only listens on 127.0.0.1, localhost or ::1.")
+    workers = workers or os.cpu_count() or 1
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("faiss").setLevel(logging.WARNING)
-    app = create_app({"DATA_DIR": str(settings.data_dir), "DEV_MODE": dev})
+    app = create_app({"DATA_DIR": str(settings.data_dir), "DEV_MODE": dev, "WORKERS": workers})
     mode = "DEV MODE (no keys)" if dev else "API keys required (python -m matcher keys create)"
-    click.echo(f"Relais serving {settings.data_dir} on http://{host}:{port} — {mode}", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="relais")
+    click.echo(f"Relais serving {settings.data_dir} on http://{host}:{port} with {workers} workers — {mode}", err=True)
+    run(app, host, port, workers, threads)
 
 
 @main.group()

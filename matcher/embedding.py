@@ -59,6 +59,12 @@ class SentenceEncoder:
         self.dimension = int(self._model.get_embedding_dimension())
         self._lock = threading.Lock()  # one forward pass at a time: two cores gain nothing from more
 
+    def set_threads(self, threads: int) -> None:
+        """Threads for one forward pass (a worker process gets its share of the cores)."""
+        import torch
+
+        torch.set_num_threads(threads)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)

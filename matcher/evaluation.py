@@ -20,6 +20,7 @@ import numpy as np
 
 from matcher import lexical
 from matcher.errors import ConfigError
+from matcher.index import top_k
 from matcher.service import Engine
 
 KINDS = ("influencers", "content")
@@ -97,7 +98,8 @@ def dense_only(engine: Engine) -> System:
         vector = engine.encoder.encode([j.query])[0]
         out = {}
         for kind in KINDS:
-            ids = [int(i) for i in engine.ranker.indexes[kind].search(vector, k)[1][0] if i >= 0]
+            table = engine.catalogue.tables[kind]
+            ids = top_k(table.similarities(vector), k, engine.catalogue.visible(kind)).tolist()
             rows = engine.store.rows(kind, ids)
             out[kind] = [rows[i]["id"] for i in ids]
         return out

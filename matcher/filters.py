@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from matcher.errors import InvalidRequestError
 from matcher.scoring import fold
 from models.records import CATEGORIES
+
+if TYPE_CHECKING:
+    from matcher.catalogue import Catalogue
 
 
 @dataclass(frozen=True)
@@ -69,75 +74,74 @@ class Filters:
                 out[name] = getattr(self, name)
         return out
 
-    def sql_condition(self, kind: str) -> tuple[str, list[Any]]:
-        """A condition on a stored row (alias ``r``) that every record these filters accept meets.
-
-        It lets the store skip rows that cannot pass before reading them (what makes a filter matching few
-        records cheap); ``accepts_*`` still decides, so the condition may let more through, never fewer.
-        """
-        clauses, params = ["r.opted_out = 0"] if kind == "influencers" else [], []
-        columns = {"language": "COALESCE(r.language, '')"}
-        columns.update({"category": "r.category"} if kind == "influencers" else {"network": "r.network"})
-        for name, column in columns.items():
-            values = getattr(self, name)
-            if values:
-                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
-                params += values
-        if kind == "content" and self.category:  # the author's category: a lookup by the author's id
-            marks = ",".join("?" * len(self.category))
-            clauses.append(
-                f"EXISTS (SELECT 1 FROM influencers a WHERE a.id = r.influencer_id AND a.category IN ({marks}))"
-            )
-            params += self.category
-        return " AND ".join(clauses) or "1", params
-
-    def accepts_influencer(self, row: dict[str, Any], with_products: set[str] | None = None) -> bool:
-        """``with_products``: ids of influencers who published one of the wanted products (when filtered on)."""
-        if row["opted_out"]:
-            return False
-        if self.category and row["category"] not in self.category:
-            return False
-        if self.language and (row["language"] or "") not in self.language:
-            return False
-        if self.network and not set(self.network) & set(row["networks"]):
-            return False
-        if not self._audience_ok(row):
-            return False
-        if self.topics and not set(self.topics) & {fold(t) for t in row["topics"]}:
-            return False
-        return not (self.products and (with_products is None or row["id"] not in with_products))
-
-    def accepts_content(self, row: dict[str, Any], author: dict[str, Any] | None) -> bool:
-        """``author``: the author's row, or None for brand-owned content (which has no category or audience)."""
-        if author is not None and author["opted_out"]:
-            return False
-        if row["influencer_id"] is not None and author is None:
-            return False  # an author we cannot see (deleted or hidden) hides their content too
-        if self.category and (author is None or author["category"] not in self.category):
-            return False
-        if self.language and (row["language"] or "") not in self.language:
-            return False
-        if self.network and row["network"] not in self.network:
-            return False
-        if (self.min_followers is not None or self.max_followers is not None) and (
-            author is None or not self._audience_ok(author)
-        ):
-            return False
-        if self.topics and not set(self.topics) & {fold(t) for t in row["topics"]}:
-            return False
-        return not (self.products and not set(self.products) & {fold(p) for p in row["products"]})
-
-    def _audience_ok(self, row: dict[str, Any]) -> bool:
-        """Followers on the filtered networks if a network filter is set, else on the largest platform."""
-        if self.min_followers is None and self.max_followers is None:
-            return True
-        platforms = row["platforms"]
+    def influencer_mask(self, catalogue: Catalogue) -> np.ndarray:
+        """Which influencers these filters accept, by key (visibility is the caller's business)."""
+        table, vocabulary = catalogue.tables["influencers"], catalogue.vocabulary
+        values, accepted = table.values, np.ones(table.size, bool)
+        if self.category:
+            accepted &= np.isin(values["category"], vocabulary.codes(self.category))
+        if self.language:
+            accepted &= np.isin(values["language"], vocabulary.codes(self.language))
         if self.network:
-            platforms = [p for p in platforms if p["network"] in self.network]
-        followers = max((p["followers"] for p in platforms), default=0)
-        if self.min_followers is not None and followers < self.min_followers:
-            return False
-        return self.max_followers is None or followers <= self.max_followers
+            accepted &= _mask(table.tags["networks"].keys_with_any(self.network), table.size)
+        if self.min_followers is not None or self.max_followers is not None:
+            accepted &= self._audience_ok(self.audience(catalogue))
+        if self.topics:
+            accepted &= _mask(table.tags["topics"].keys_with_any(self.topics), table.size)
+        if self.products:  # people who published about one of them
+            content = catalogue.tables["content"]
+            pieces = content.tags["products"].keys_with_any(self.products)
+            authors = content.values["author"][pieces]
+            accepted &= _mask(authors[authors >= 0], table.size)
+        return accepted
+
+    def content_mask(self, catalogue: Catalogue) -> np.ndarray:
+        """Which pieces of content these filters accept, by key (brand-owned content has no category or audience)."""
+        table, vocabulary = catalogue.tables["content"], catalogue.vocabulary
+        values, accepted = table.values, np.ones(table.size, bool)
+        author, authored = values["author"], values["author"] >= 0
+        if self.category:
+            categories = catalogue.tables["influencers"].values["category"]
+            wanted = np.isin(categories, vocabulary.codes(self.category))
+            accepted &= authored & wanted[np.where(authored, author, 0)]
+        if self.language:
+            accepted &= np.isin(values["language"], vocabulary.codes(self.language))
+        if self.network:
+            accepted &= np.isin(values["network"], vocabulary.codes(self.network))
+        if self.min_followers is not None or self.max_followers is not None:
+            audience_ok = self._audience_ok(self.audience(catalogue))
+            accepted &= authored & audience_ok[np.where(authored, author, 0)]
+        if self.topics:
+            accepted &= _mask(table.tags["topics"].keys_with_any(self.topics), table.size)
+        if self.products:
+            accepted &= _mask(table.tags["products"].keys_with_any(self.products), table.size)
+        return accepted
+
+    def audience(self, catalogue: Catalogue) -> np.ndarray:
+        """Each influencer's audience: followers on the filtered networks if a network filter is set, else on their
+        largest platform."""
+        table = catalogue.tables["influencers"]
+        if not self.network:
+            return table.values["followers"]
+        followers = np.zeros(table.size, np.float64)
+        for network in self.network:
+            keys, counts = table.tags["networks"].get(network)
+            np.maximum.at(followers, keys, counts)
+        return followers
+
+    def _audience_ok(self, audience: np.ndarray) -> np.ndarray:
+        ok = np.ones(len(audience), bool)
+        if self.min_followers is not None:
+            ok &= audience >= self.min_followers
+        if self.max_followers is not None:
+            ok &= audience <= self.max_followers
+        return ok
+
+
+def _mask(keys: np.ndarray, size: int) -> np.ndarray:
+    mask = np.zeros(size, bool)
+    mask[keys[keys < size]] = True
+    return mask
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:

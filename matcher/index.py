@@ -1,183 +1,196 @@
-"""FAISS behind a small interface: build, add, remove, search, vectors, save, load, count.
+"""Vectors by record key, memory-mapped so that every serving process shares one copy, with exact or approximate search.
 
-Ids are the store's integer keys. Vectors are L2-normalised, so inner product is cosine similarity.
-Small catalogues use an exact flat index; from ``IVF_THRESHOLD`` vectors on, an inverted file with a
-hash-table direct map (so ids can still be removed and vectors read back).
+A ``VectorIndex`` holds the vectors of one kind at one store version (a *base*): row ``key`` of its ``.npy`` file is
+the vector of record ``key`` (rows of absent keys are zero and never returned: callers pass which keys may be). It is
+written once, atomically, and opened read-only with ``mmap``. Small bases are searched exactly, a matrix-vector product
+over the mapped rows; from ``APPROXIMATE_FROM`` vectors on, a FAISS HNSW graph is built as well and searched instead
+(ids are the keys), the exact rows still giving every similarity that is scored. Records written after a base was
+built are the catalogue's overlay, not this module's concern.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import faiss
 import numpy as np
 
 from matcher.errors import IndexMismatchError
 
-IVF_THRESHOLD = 200_000
-FORMAT_VERSION = 1
+# Exact search reads every row: at 384 dimensions, about 1.5 KB per record and query. Beyond this many vectors
+# an HNSW graph answers in a fraction of that time (bench/serving.py prints recall@10 against exact).
+APPROXIMATE_FROM = 150_000
+HNSW_NEIGHBOURS = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+FORMAT_VERSION = 2
 
 
 class VectorIndex:
-    """A FAISS index of unit vectors keyed by int64 ids, with the metadata that says where it came from."""
+    """Unit vectors by key (rows of a matrix), with the metadata that says where they came from."""
 
-    def __init__(self, dimension: int, meta: dict[str, Any] | None = None, index: faiss.Index | None = None):
-        self.dimension = dimension
-        self.meta = dict(meta or {})
-        self._index = index if index is not None else _flat(dimension)
-        self._ids = set(_stored_ids(self._index))  # reconstructing an absent id is an error in FAISS
+    def __init__(self, rows: np.ndarray, keys: np.ndarray, meta: dict[str, Any], graph: faiss.Index | None = None):
+        self.rows = rows  # (max key + 1, dimension), float32; memory-mapped once saved and loaded
+        self.keys = keys  # the keys present, ascending
+        self.meta = meta
+        self.graph = graph  # an HNSW graph over the rows, for large bases
+        self.present = np.zeros(len(rows), bool)
+        self.present[keys] = True
 
     @classmethod
     def build(
-        cls, ids: np.ndarray, vectors: np.ndarray, dimension: int, meta: dict[str, Any] | None = None
+        cls,
+        keys: np.ndarray,
+        vectors: np.ndarray,
+        dimension: int,
+        meta: dict[str, Any] | None = None,
+        *,
+        approximate_from: int = APPROXIMATE_FROM,
     ) -> VectorIndex:
-        """A new index over ``vectors``; its type depends on how many there are."""
-        ids, vectors = _check(ids, vectors, dimension)
-        if len(ids) >= IVF_THRESHOLD:
-            nlist = int(4 * math.sqrt(len(ids)))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.train(vectors)
-            index.set_direct_map_type(faiss.DirectMap.Hashtable)
-            index.nprobe = max(8, nlist // 16)
-        else:
-            index = _flat(dimension)
-        built = cls(dimension, meta, index)
-        built._index.add_with_ids(vectors, ids)
-        built._ids.update(ids.tolist())
-        built.meta["built_at"] = time.time()
-        return built
+        """A new base over ``vectors`` (one per key); it gets an HNSW graph when there are many."""
+        keys, vectors = _check(keys, vectors, dimension)
+        order = np.argsort(keys)
+        keys, vectors = keys[order], vectors[order]
+        rows = np.zeros((int(keys[-1]) + 1 if len(keys) else 0, dimension), dtype=np.float32)
+        rows[keys] = vectors
+        graph = None
+        if len(keys) >= approximate_from:
+            graph = faiss.IndexIDMap(faiss.IndexHNSWFlat(dimension, HNSW_NEIGHBOURS, faiss.METRIC_INNER_PRODUCT))
+            faiss.downcast_index(graph.index).hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            graph.add_with_ids(vectors, keys)
+        info = {**(meta or {}), "dimension": dimension, "count": len(keys), "built_at": time.time()}
+        return cls(rows, keys, info, graph)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.meta["dimension"])
 
     @property
     def count(self) -> int:
-        return int(self._index.ntotal)
+        return len(self.keys)
 
     @property
     def kind(self) -> str:
-        return "ivf" if isinstance(self._index, faiss.IndexIVF) else "flat"
+        return "hnsw" if self.graph is not None else "exact"
 
-    def has(self, key: int) -> bool:
-        return key in self._ids
+    def similarities(self, query: np.ndarray) -> np.ndarray:
+        """Inner product of ``query`` with every row (zero for absent keys)."""
+        return self.rows @ np.asarray(query, dtype=np.float32)
 
-    @property
-    def ids(self) -> set[int]:
-        return set(self._ids)
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray) -> np.ndarray:
+        """Keys of the ``k`` rows nearest ``query`` (about, when approximate) among the ``allowed`` keys (a boolean
+        mask over keys, at least as long as ``rows``), best first."""
+        allowed = allowed[: len(self.rows)] & self.present
+        count = int(np.count_nonzero(allowed))
+        if self.graph is None or count < 4 * k:  # exact; when a filter leaves few, on those rows alone
+            if count < len(self.rows) // 8:
+                candidates = np.flatnonzero(allowed)
+                return candidates[top_k(self.rows[candidates] @ query, k)]
+            return top_k(self.similarities(query), k, allowed)
+        params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBitmap(_bitmap(allowed)), efSearch=HNSW_EF_SEARCH)
+        found = self.graph.search(np.ascontiguousarray(query[None], dtype=np.float32), k, params=params)[1][0]
+        return found[found >= 0]
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors; an id already present is replaced."""
-        ids, vectors = _check(ids, vectors, self.dimension)
-        self.remove(ids)
-        self._index.add_with_ids(vectors, ids)
-        self._ids.update(ids.tolist())
-
-    def remove(self, ids: np.ndarray) -> int:
-        """Remove ids (absent ones are ignored); returns how many were removed."""
-        ids = np.ascontiguousarray([i for i in np.asarray(ids).tolist() if i in self._ids], dtype=np.int64)
-        if len(ids) == 0:
-            return 0
-        self._ids.difference_update(ids.tolist())
-        # IDSelectorArray, not Batch: an IVF's hash-table direct map removes only by array
-        return int(self._index.remove_ids(faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))))
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``k`` (similarities, ids) per query row; missing places have id -1."""
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if queries.shape[1] != self.dimension:
-            raise ValueError(f"Query dimension {queries.shape[1]} does not match the index ({self.dimension}).")
-        k = max(1, min(k, self.count))
-        if self.count == 0:
-            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return self._index.search(queries, k)
-
-    def vectors(self, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of ``ids`` (all must be present)."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return np.empty((0, self.dimension), dtype=np.float32)
-        return self._index.reconstruct_batch(ids)
+    def vectors(self, keys: np.ndarray) -> np.ndarray:
+        return np.asarray(self.rows[np.asarray(keys, dtype=np.int64)])
 
     def save(self, path: Path) -> None:
-        """Write ``path`` and ``path.json`` atomically (temporary file, fsync, rename)."""
+        """Write the files of ``path`` (a name without suffix): rows, keys, graph if any, metadata; each atomically,
+        the metadata last (a base without it does not exist)."""
         path = Path(path)
-        meta = {
-            **self.meta,
-            "dimension": self.dimension,
-            "count": self.count,
-            "type": self.kind,
-            "format": FORMAT_VERSION,
-            "faiss": faiss.__version__,
-        }
-        _atomic_write(path, faiss.serialize_index(self._index).tobytes())
-        _atomic_write(_meta_path(path), json.dumps(meta, indent=2).encode())
+        _atomic_write(_sibling(path, ".vectors.npy"), lambda f: np.save(f, np.ascontiguousarray(self.rows)))
+        _atomic_write(_sibling(path, ".keys.npy"), lambda f: np.save(f, self.keys))
+        if self.graph is not None:
+            _atomic_write(_sibling(path, ".hnsw"), lambda f: f.write(faiss.serialize_index(self.graph).tobytes()))
+        meta = {**self.meta, "type": self.kind, "format": FORMAT_VERSION, "faiss": faiss.__version__}
+        _atomic_write(_sibling(path, ".json"), lambda f: f.write(json.dumps(meta, indent=2).encode()))
 
     @classmethod
     def load(cls, path: Path, expect: dict[str, Any] | None = None) -> VectorIndex:
-        """Read an index saved by ``save``; refuse it if its metadata disagrees with ``expect``."""
+        """Open a base saved by ``save``, memory-mapped; refuse it if its metadata disagrees with ``expect``."""
         path = Path(path)
-        meta = json.loads(_meta_path(path).read_text())
+        meta = json.loads(_sibling(path, ".json").read_text())
         for key, value in (expect or {}).items():
             if meta.get(key) != value:
                 raise IndexMismatchError(f"{path.name} was built with {key}={meta.get(key)!r}, expected {value!r}.")
-        index = faiss.deserialize_index(np.frombuffer(path.read_bytes(), dtype=np.uint8))
-        if index.ntotal != meta.get("count") or index.d != meta.get("dimension"):
+        rows = np.load(_sibling(path, ".vectors.npy"), mmap_mode="r")
+        keys = np.load(_sibling(path, ".keys.npy"))
+        if len(keys) != meta.get("count") or (rows.ndim != 2 or rows.shape[1:] != (meta.get("dimension"),)):
             raise IndexMismatchError(f"{path.name} does not match its metadata file.")
-        return cls(index.d, meta, index)
+        graph = None
+        if meta.get("type") == "hnsw":
+            graph = faiss.read_index(str(_sibling(path, ".hnsw")), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        return cls(rows, keys, meta, graph)
+
+    @staticmethod
+    def files(path: Path) -> list[Path]:
+        """Every file ``save`` writes for ``path``."""
+        return [_sibling(Path(path), s) for s in (".vectors.npy", ".keys.npy", ".hnsw", ".json")]
 
 
 def load_meta(path: Path) -> dict[str, Any] | None:
-    """The metadata saved beside an index, or None if there is none."""
+    """The metadata saved beside a base, or None if there is none."""
     try:
-        return json.loads(_meta_path(Path(path)).read_text())
+        return json.loads(_sibling(Path(path), ".json").read_text())
     except (OSError, ValueError):
         return None
 
 
-def _stored_ids(index: faiss.Index) -> list[int]:
-    """The ids an index holds: its id map (flat) or its inverted lists (IVF)."""
-    if isinstance(index, faiss.IndexIDMap2):
-        return faiss.vector_to_array(index.id_map).tolist()
-    ivf = faiss.extract_index_ivf(index)
-    ids: list[int] = []
-    for n in range(ivf.nlist):
-        size = ivf.invlists.list_size(n)
-        if size:
-            ids.extend(faiss.rev_swig_ptr(ivf.invlists.get_ids(n), size).tolist())
-    return ids
+def top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Positions of the ``k`` best ``scores`` (only ``allowed`` ones), best first, ties broken by position: the same
+    answer however the work is split."""
+    if allowed is not None:
+        scores = np.where(allowed[: len(scores)], scores, -np.inf)
+        k = min(k, int(np.count_nonzero(allowed[: len(scores)])))
+    k = min(k, len(scores))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k < len(scores):
+        threshold = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        candidates = np.flatnonzero(scores >= threshold)  # every tie at the threshold, so ties break by position
+    else:
+        candidates = np.arange(len(scores))
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order[:k]]
 
 
-def _flat(dimension: int) -> faiss.Index:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+def _bitmap(allowed: np.ndarray) -> np.ndarray:
+    return np.packbits(allowed.astype(np.uint8), bitorder="little")
 
 
-def _check(ids: np.ndarray, vectors: np.ndarray, dimension: int) -> tuple[np.ndarray, np.ndarray]:
-    ids = np.ascontiguousarray(ids, dtype=np.int64)
+def _check(keys: np.ndarray, vectors: np.ndarray, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if len(ids) == 0:
+    if len(keys) == 0:
         vectors = vectors.reshape(0, dimension)
-    if vectors.shape != (len(ids), dimension):
+    if vectors.shape != (len(keys), dimension):
         raise ValueError(
-            f"Expected {len(ids)} vectors of dimension {dimension}, got an array of shape {vectors.shape}."
+            f"Expected {len(keys)} vectors of dimension {dimension}, got an array of shape {vectors.shape}."
         )
-    if len(np.unique(ids)) != len(ids):
-        raise ValueError("Duplicate ids in one batch.")
-    return ids, vectors
+    if len(np.unique(keys)) != len(keys):
+        raise ValueError("Duplicate keys in one batch.")
+    if len(keys) and keys.min() < 0:
+        raise ValueError("Keys must not be negative.")
+    return keys, vectors
 
 
-def _meta_path(path: Path) -> Path:
-    return path.with_suffix(path.suffix + ".json")
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write through ``write`` into a temporary file, fsync, rename over ``path``, fsync the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; an index is no more secret than the database beside it

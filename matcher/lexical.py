@@ -1,22 +1,29 @@
-"""Lexical retrieval: SQLite FTS5 over the records' text (accents folded, Porter stems), ranked by BM25.
+"""Lexical retrieval: the words of a query and of the records, as SQLite FTS5 reads them (accents folded, Porter
+stems), scored by BM25.
 
-The FTS tables are external-content tables kept in step with ``influencers`` and ``content`` by triggers
-(see the store's migrations), so a committed record is searchable in the same transaction.
+The FTS tables are external-content tables kept in step with ``influencers`` and ``content`` by triggers (see the
+store's migrations): they are the reference, and what ``search`` queries. Serving scores BM25 in memory instead
+(``matcher.bm25``), on the very tokens FTS5 makes: ``Tokenizer`` runs FTS5's tokenizer in a private database.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import sqlite_utils
 
 from matcher.scoring import fold
 
 COLUMNS = {"influencers": ("name", "bio", "topics"), "content": ("title", "text", "topics")}
 TOKENIZER = "porter unicode61 remove_diacritics 2"
-WORD = re.compile(r"\w+")
+WORD = re.compile(r"[^\W_]+")  # letters and digits, as FTS5's unicode61 tokenizer splits words
 STOPWORDS = frozenset(
     word
     for line in (Path(__file__).parent / "data" / "stopwords.txt").read_text(encoding="utf-8").splitlines()
@@ -26,18 +33,85 @@ STOPWORDS = frozenset(
 
 
 def query_terms(text: str) -> list[str]:
-    """The words of ``text`` that can match: folded, without stop words or single letters, in order, once each."""
+    """The words of ``text`` that can match: folded, without stop words or single letters, in order, once each,
+    and each one token for FTS5 (what it makes of a word is that word's only token)."""
     seen: dict[str, None] = {}
     for word in WORD.findall(fold(text)):
-        if len(word) > 1 and word not in STOPWORDS:
+        if len(word) > 1 and word not in STOPWORDS and len(TOKENIZER_.word(word)) == 1:
             seen.setdefault(word, None)
     return list(seen)
+
+
+def query_tokens(text: str) -> list[str]:
+    """The indexed token of each query term, in order (two words may share a stem: each still counts, as in FTS5)."""
+    return [TOKENIZER_.word(word)[0] for word in query_terms(text)]
 
 
 def match_expression(text: str) -> str | None:
     """An FTS5 query matching any of the words (each quoted, so no word is read as FTS syntax)."""
     terms = query_terms(text)
     return " OR ".join(f'"{t}"' for t in terms) or None
+
+
+class Tokenizer:
+    """FTS5's own tokenizer, run in a private in-memory database: the tokens a text is indexed as."""
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect(":memory:", check_same_thread=False)
+        self._db.execute(f"CREATE VIRTUAL TABLE t USING fts5(c0, c1, c2, tokenize='{TOKENIZER}')")
+        self._db.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, instance)")
+        self._lock = threading.Lock()
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 (one tokenizer per process: the cache lives as long)
+    def word(self, word: str) -> tuple[str, ...]:
+        """The tokens of one query word."""
+        with self._lock:
+            self._db.execute("INSERT INTO t (rowid, c0) VALUES (1, ?)", [word])
+            tokens = tuple(r[0] for r in self._db.execute("SELECT term FROM v ORDER BY offset"))
+            self._db.execute("DELETE FROM t")
+        return tokens
+
+    def documents(self, rows: Iterable[tuple[int, str, str, str]]) -> Instances:
+        """The tokens of rows of (key, column 0, column 1, column 2)."""
+        with self._lock:
+            self._db.executemany("INSERT INTO t (rowid, c0, c1, c2) VALUES (?, ?, ?, ?)", rows)
+            found = self._db.execute(f"{_INSTANCES.format(vocab='v')}").fetchall()
+            self._db.execute("DELETE FROM t")
+        return Instances.of(found, {f"c{i}": i for i in range(3)})
+
+
+@dataclass
+class Instances:
+    """How often each token occurs in each column of each record: one entry per (token, key, column), grouped by
+    token then key."""
+
+    tokens: list[str]
+    keys: np.ndarray
+    columns: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, int, str, int]], columns: dict[str, int]) -> Instances:
+        if not rows:
+            return cls([], np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        tokens, keys, names, counts = zip(*rows, strict=True)
+        index = np.array([columns[n] for n in names], np.int64)
+        return cls(list(tokens), np.array(keys, np.int64), index, np.array(counts, np.int64))
+
+
+# What fts5vocab's 'instance' table says, one row per (token, record, column); ordered, so that entries of one
+# token and record are adjacent.
+_INSTANCES = "SELECT term, doc, col, count(*) FROM {vocab} GROUP BY term, doc, col ORDER BY term, doc, col"
+
+TOKENIZER_ = Tokenizer()
+
+
+def indexed_documents(db: sqlite_utils.Database, kind: str) -> Instances:
+    """The tokens of every record, read from the FTS index itself."""
+    vocab = f"temp.{kind}_fts_instances"
+    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} USING fts5vocab(main, {kind}_fts, instance)")
+    rows = db.execute(_INSTANCES.format(vocab=vocab)).fetchall()
+    return Instances.of(rows, {name: i for i, name in enumerate(COLUMNS[kind])})
 
 
 def search(

@@ -1,53 +1,25 @@
 """From a target (query and moment) to ranked influencers and content.
 
-candidates (``retrieval``: dense + lexical, filtered, fused) -> score parts (``scoring``) -> diversity ->
-explanations. The store and the indexes are only read here.
+candidates (``retrieval``, under the filters' mask) -> every score part as arrays over the candidates, from the
+catalogue's per-record values (``scoring``) -> diversity -> explanations, for the page only: rows are read from the
+store for what is returned, and nothing else.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from matcher import scoring
+from matcher.catalogue import Catalogue
 from matcher.filters import Filters
-from matcher.index import VectorIndex
-from matcher.moments import MomentVectors
-from matcher.retrieval import Candidates, Keep, Retriever
+from matcher.retrieval import Candidates, Retriever, Target
 from matcher.scoring import Part
 from matcher.store import Store
 from models.moments import Moment
-
-
-@dataclass(frozen=True)
-class Target:
-    """What results should be close to: the query (if any) blended with the moment."""
-
-    moment: Moment
-    moment_vectors: MomentVectors
-    query: str | None
-    query_vector: np.ndarray | None
-    query_weight: float
-    moment_weight: float
-
-    @property
-    def vector(self) -> np.ndarray:
-        """The unit search vector; its ranking is that of ``similarity``."""
-        if self.query_vector is None:
-            return self.moment_vectors.centroid
-        v = self.query_weight * self.query_vector + self.moment_weight * self.moment_vectors.centroid
-        return (v / np.linalg.norm(v)).astype(np.float32)
-
-    def similarity(self, vectors: np.ndarray) -> np.ndarray:
-        """Weighted cosine similarity of unit ``vectors`` to the query and the moment."""
-        to_moment = vectors @ self.moment_vectors.centroid
-        if self.query_vector is None:
-            return to_moment
-        return self.query_weight * (vectors @ self.query_vector) + self.moment_weight * to_moment
 
 
 @dataclass
@@ -68,15 +40,15 @@ class Ranked:
 
 
 class Ranker:
-    def __init__(self, store: Store, indexes: dict[str, VectorIndex], config: dict[str, Any], mode: str = "hybrid"):
+    def __init__(self, store: Store, catalogue: Catalogue, config: dict[str, Any], mode: str = "hybrid"):
         self.store = store
-        self.indexes = indexes
+        self.catalogue = catalogue
         self.config = config
-        self.retriever = Retriever(store, indexes, config, mode)
+        self.retriever = Retriever(catalogue, config, mode)
 
     def with_mode(self, mode: str) -> Ranker:
-        """The same indexes, retrieving with ``mode`` ('hybrid', 'dense' or 'lexical')."""
-        return Ranker(self.store, self.indexes, self.config, mode)
+        """The same catalogue, retrieving with ``mode`` ('hybrid', 'dense' or 'lexical')."""
+        return Ranker(self.store, self.catalogue, self.config, mode)
 
     def pool_size(self, limit: int) -> int:
         candidates = self.config["candidates"]
@@ -84,160 +56,176 @@ class Ranker:
 
     # -- content --------------------------------------------------------------------------------
 
-    def rank_content(self, target: Target, filters: Filters, limit: int, now: datetime) -> list[Ranked]:
-        authors: dict[str, dict[str, Any]] = {}
-        found = self.retriever.candidates(
-            "content",
-            target.vector,
-            target.query,
-            self.pool_size(limit),
-            self._content_keep(filters, authors),
-            target.similarity,
-            narrow=filters.sql_condition("content"),
-        )
-        fits = self._influencer_fits(
-            target, [authors[r["influencer_id"]] for r in found.rows.values() if r["influencer_id"] in authors]
-        )
-        weights = scoring.weights_for(self.config, target.moment, "content")
-        ranked = []
-        for key in found.keys:
-            row = found.rows[key]
+    def rank_content(self, target: Target, moment: Moment, filters: Filters, limit: int, now: float) -> list[Ranked]:
+        """``now``: seconds since the epoch that freshness counts from."""
+        allowed = self.catalogue.visible("content") & filters.content_mask(self.catalogue)
+        found = self.retriever.candidates("content", target, self.pool_size(limit), allowed)
+        values = self._content_values(found, moment, now)
+        weights = scoring.weights_for(self.config, moment, "content")
+        scores = scoring.weighted_mean(values, weights)
+        order = np.lexsort((found.keys, -scores))
+        authors = self.catalogue.tables["content"].values["author"][found.keys]
+        chosen = diversify(order.tolist(), authors.tolist(), self.config["diversity"]["max_per_influencer"], limit)
+        return self._content_results(found, chosen, values, scores, weights, moment, target)
+
+    def _content_values(self, found: Candidates, moment: Moment, now: float) -> dict[str, np.ndarray]:
+        """Every part's value for each candidate, in the order the parts are shown."""
+        table, people = self.catalogue.tables["content"], self.catalogue.tables["influencers"]
+        keys, v = found.keys, table.values
+        author = v["author"][keys]
+        by_author = np.where(author >= 0, author, 0)
+        author_fit = np.where(author >= 0, people.values[f"fit:{moment.name}"][by_author], np.nan)
+        author_reach = np.where(author >= 0, people.values["reach"][by_author], np.nan)
+        return {
+            "relevance": found.relevance,
+            "moment_fit": scoring.content_fit_value(self.config, v[f"format_fit:{moment.name}"][keys], author_fit),
+            "quality": v["quality"][keys],
+            "influence": scoring.content_influence_value(self.config, author_reach, v["interactions"][keys]),
+            "freshness": scoring.freshness(self.config, (now - v["published"][keys]) / 86400),
+            "tonality": v["tonality"][keys],
+        }
+
+    def _content_results(
+        self,
+        found: Candidates,
+        chosen: list[int],
+        values: dict[str, np.ndarray],
+        scores: np.ndarray,
+        weights: dict[str, float],
+        moment: Moment,
+        target: Target,
+    ) -> list[Ranked]:
+        """The chosen candidates as results: their rows, and every part with its reason."""
+        rows = self.store.rows("content", found.keys[chosen])
+        authors = self.store.influencer_rows_by_id(r["influencer_id"] for r in rows.values())
+        out = []
+        for i in chosen:
+            row = rows.get(int(found.keys[i]))
+            if row is None:  # deleted by another process a moment ago
+                continue
             author = authors.get(row["influencer_id"] or "")
-            fit = scoring.content_fit(self.config, target.moment, row, fits.get(author["key"]) if author else None)
-            age_days = (now.timestamp() - row["published_ts"]) / 86400
-            parts = {
-                "relevance": Part(found.relevance[key], weights["relevance"], _why_relevant(found, key, target)),
-                "moment_fit": fit.weighted(weights["moment_fit"]),
-                "quality": Part(
-                    self.config["format_quality"].get(row["format"], 0.5), weights["quality"], f"{row['format']} format"
-                ),
-                "influence": scoring.content_influence(self.config, row, author).weighted(weights["influence"]),
-                "freshness": Part(
-                    scoring.freshness(self.config, age_days),
-                    weights["freshness"],
-                    f"published {row['published_at'][:10]}",
-                ),
-                "tonality": Part(
-                    scoring.tonality(row["sentiment"]),
-                    weights["tonality"],
-                    "sentiment unknown" if row["sentiment"] is None else f"sentiment {row['sentiment']:+.1f}",
-                ),
+            author_fit = None if author is None else self._fit(author, moment).value
+            reasons = {
+                "relevance": _why_relevant(found, i, target),
+                "moment_fit": scoring.content_fit(self.config, moment, row, author_fit).reason,
+                "quality": f"{row['format']} format",
+                "influence": scoring.content_influence(self.config, row, author).reason,
+                "freshness": f"published {row['published_at'][:10]}",
+                "tonality": "sentiment unknown" if row["sentiment"] is None else f"sentiment {row['sentiment']:+.1f}",
             }
-            ranked.append(Ranked(row, scoring.combine(parts), parts, author=author))
-        ranked.sort(key=lambda r: (-r.score, r.row["key"]))
-        return diversify(ranked, self.config["diversity"]["max_per_influencer"], limit)
+            out.append(Ranked(row, float(scores[i]), _parts(values, weights, reasons, i), author=author))
+        return out
 
     # -- influencers ----------------------------------------------------------------------------
 
-    def rank_influencers(self, target: Target, filters: Filters, limit: int) -> list[Ranked]:
-        pool = self.retriever.candidates(
-            "content",
-            target.vector,
-            target.query,
-            self.config["candidates"]["content_for_influencers"],
-            self._content_keep(Filters(), {}),
-            target.similarity,
+    def rank_influencers(self, target: Target, moment: Moment, filters: Filters, limit: int) -> list[Ranked]:
+        content = self.retriever.candidates(
+            "content", target, self.config["candidates"]["content_for_influencers"], self.catalogue.visible("content")
         )
-        by_author: dict[str, list[tuple[dict[str, Any], float]]] = defaultdict(list)
-        for key in pool.keys:
-            if pool.rows[key]["influencer_id"]:
-                by_author[pool.rows[key]["influencer_id"]].append((pool.rows[key], pool.relevance[key]))
+        by_author: dict[int, list[int]] = defaultdict(list)  # author key -> positions in ``content``, best first
+        for i, author in enumerate(self.catalogue.tables["content"].values["author"][content.keys].tolist()):
+            if author >= 0:
+                by_author[author].append(i)
         # People found through what they publish are candidates as much as those found through their profile.
-        authors = list(self.store.keys_by_id("influencers", by_author).values())
+        allowed = self.catalogue.visible("influencers") & filters.influencer_mask(self.catalogue)
         found = self.retriever.candidates(
-            "influencers",
-            target.vector,
-            target.query,
-            self.pool_size(limit),
-            self._influencer_keep(filters),
-            target.similarity,
-            include=authors,
-            narrow=filters.sql_condition("influencers"),
+            "influencers", target, self.pool_size(limit), allowed, include=np.array(sorted(by_author), np.int64)
         )
-        fits = self._influencer_fits(target, list(found.rows.values()))
-        weights = scoring.weights_for(self.config, target.moment, "influencer")
+        table = self.catalogue.tables["influencers"]
+        publishing = self.catalogue.content_counts()[found.keys]
+        best = np.array([content.relevance[by_author[k][0]] if k in by_author else np.nan for k in found.keys.tolist()])
+        best = np.where(np.isnan(best), np.where(publishing > 0, 0.0, found.relevance), best)
         profile_weight = self.config["relevance"]["influencer_profile_weight"]
-        publishing = self.store.content_counts(r["id"] for r in found.rows.values())
-        ranked = []
-        for key in found.keys:
-            row = found.rows[key]
-            profile = found.relevance[key]
-            evidence = by_author.get(row["id"], [])[:3]
-            if evidence:
-                best, why = evidence[0][1], f"best content {evidence[0][1]:.2f} «{_title(evidence[0][0])}»"
-            elif publishing.get(row["id"]):
-                best, why = 0.0, "none of their content among the closest"
-            else:  # nothing published yet: a new influencer is judged on their profile alone
-                best, why = profile, "no content yet"
-            value = profile_weight * profile + (1 - profile_weight) * best
-            parts = {
-                "relevance": Part(
-                    value, weights["relevance"], f"profile {profile:.2f} ({_why_relevant(found, key, target)}), {why}"
-                ),
-                "moment_fit": fits[key].weighted(weights["moment_fit"]),
-                "influence": scoring.influencer_influence(self.config, row).weighted(weights["influence"]),
-            }
-            ranked.append(Ranked(row, scoring.combine(parts), parts, evidence=evidence))
-        ranked.sort(key=lambda r: (-r.score, r.row["key"]))
-        return ranked[:limit]
-
-    # -- shared steps ---------------------------------------------------------------------------
-
-    def _content_keep(self, filters: Filters, authors: dict[str, dict[str, Any]]) -> Keep:
-        """Accept content that passes ``filters``; fetched authors are remembered in ``authors``."""
-
-        def keep(rows: dict[int, dict[str, Any]]) -> set[int]:
-            authors.update(self.store.influencer_rows_by_id(r["influencer_id"] for r in rows.values()))
-            return {k for k, r in rows.items() if filters.accepts_content(r, authors.get(r["influencer_id"] or ""))}
-
-        return keep
-
-    def _influencer_keep(self, filters: Filters) -> Keep:
-        def keep(rows: dict[int, dict[str, Any]]) -> set[int]:
-            with_products = None
-            if filters.products:
-                with_products = self.store.influencers_with_products([r["id"] for r in rows.values()], filters.products)
-            return {k for k, r in rows.items() if filters.accepts_influencer(r, with_products)}
-
-        return keep
-
-    def _influencer_fits(self, target: Target, rows: list[dict[str, Any]]) -> dict[int, Part]:
-        """Moment fit of each influencer (unweighted), by key."""
-        if not rows:
-            return {}
-        keys = np.array(sorted({r["key"] for r in rows}))
-        profile = self.indexes["influencers"].vectors(keys) @ target.moment_vectors.profile
-        by_key = {r["key"]: r for r in rows}
-        return {
-            int(k): scoring.influencer_fit(self.config, target.moment, by_key[int(k)], float(s))
-            for k, s in zip(keys, profile.tolist(), strict=True)
+        values = {
+            "relevance": profile_weight * found.relevance + (1 - profile_weight) * best,
+            "moment_fit": table.values[f"fit:{moment.name}"][found.keys],
+            "influence": table.values["influence"][found.keys],
         }
+        weights = scoring.weights_for(self.config, moment, "influencer")
+        scores = scoring.weighted_mean(values, weights)
+        chosen = np.lexsort((found.keys, -scores))[:limit].tolist()
+        return self._influencer_results(found, chosen, values, scores, weights, moment, target, content, by_author)
+
+    def _influencer_results(
+        self,
+        found: Candidates,
+        chosen: list[int],
+        values: dict[str, np.ndarray],
+        scores: np.ndarray,
+        weights: dict[str, float],
+        moment: Moment,
+        target: Target,
+        content: Candidates,
+        by_author: dict[int, list[int]],
+    ) -> list[Ranked]:
+        keys = found.keys[chosen]
+        rows = self.store.rows("influencers", keys)
+        evidence_at = {int(k): by_author.get(int(k), [])[:3] for k in keys}
+        pieces = self.store.rows("content", [content.keys[i] for at in evidence_at.values() for i in at])
+        publishing = self.catalogue.content_counts()
+        out = []
+        for i in chosen:
+            key = int(found.keys[i])
+            row = rows.get(key)
+            if row is None:
+                continue
+            evidence = [(pieces[int(content.keys[j])], float(content.relevance[j])) for j in evidence_at[key]]
+            evidence = [(piece, relevance) for piece, relevance in evidence if piece is not None]
+            profile = found.relevance[i]
+            if evidence:
+                why = f"best content {evidence[0][1]:.2f} «{_title(evidence[0][0])}»"
+            elif publishing[key]:
+                why = "none of their content among the closest"
+            else:
+                why = "no content yet"
+            reasons = {
+                "relevance": f"profile {profile:.2f} ({_why_relevant(found, i, target)}), {why}",
+                "moment_fit": self._fit(row, moment, key).reason,
+                "influence": scoring.influencer_influence(self.config, row).reason,
+            }
+            out.append(Ranked(row, float(scores[i]), _parts(values, weights, reasons, i), evidence=evidence))
+        return out
+
+    def _fit(self, row: dict[str, Any], moment: Moment, key: int | None = None) -> Part:
+        """An influencer's moment fit, with its reason (the value is the one the catalogue holds)."""
+        table = self.catalogue.tables["influencers"]
+        key = row["key"] if key is None else key
+        profile = float(table.values[f"profile:{moment.name}"][key]) if key < table.size else 0.0
+        return scoring.influencer_fit(self.config, moment, row, profile)
 
 
-def diversify(ranked: list[Ranked], max_per_author: int, limit: int) -> list[Ranked]:
-    """Best first, at most ``max_per_author`` per author until others are used up; brand content is one author."""
-    chosen: list[Ranked] = []
-    held: list[Ranked] = []
-    per_author: dict[str, int] = defaultdict(int)
-    for item in ranked:
-        author = item.row["influencer_id"] or ""
-        if per_author[author] < max_per_author:
-            per_author[author] += 1
-            chosen.append(item)
+def diversify(order: list[int], authors: list[int], max_per_author: int, limit: int) -> list[int]:
+    """Best first, at most ``max_per_author`` per author until others are used up; brand content (-1) is one author.
+
+    ``order``: candidate positions best first; ``authors``: each candidate's author. Returns chosen positions."""
+    chosen: list[int] = []
+    held: list[int] = []
+    per_author: dict[int, int] = defaultdict(int)
+    for i in order:
+        if per_author[authors[i]] < max_per_author:
+            per_author[authors[i]] += 1
+            chosen.append(i)
         else:
-            held.append(item)
+            held.append(i)
         if len(chosen) == limit:
             return chosen
     return chosen + held[: limit - len(chosen)]
 
 
-def _why_relevant(found: Candidates, key: int, target: Target) -> str:
+def _parts(
+    values: dict[str, np.ndarray], weights: dict[str, float], reasons: dict[str, str], i: int
+) -> dict[str, Part]:
+    """Candidate ``i``'s parts: the values it was scored with (so that contributions add up to its score), and why."""
+    return {name: Part(float(values[name][i]), weights[name], reasons[name]) for name in values}
+
+
+def _why_relevant(found: Candidates, i: int, target: Target) -> str:
     """'meaning 0.57, words 0.80': cosine similarity and BM25 relative to the best match."""
     if not target.query:
-        return f"similarity {found.dense[key]:.2f} to the {target.moment.name} moment"
-    best = max(found.lexical.values(), default=0.0)
-    words = f", words {found.lexical[key] / best:.2f}" if best > 0 else ""
-    return f"meaning {found.dense[key]:.2f}{words}"
+        return f"similarity {found.dense[i]:.2f} to the {target.moment} moment"
+    best = found.best_lexical
+    words = f", words {found.lexical[i] / best:.2f}" if best > 0 else ""
+    return f"meaning {found.dense[i]:.2f}{words}"
 
 
 def _title(row: dict[str, Any]) -> str:

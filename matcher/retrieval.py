@@ -1,137 +1,129 @@
-"""Candidates for a request: nearest neighbours in FAISS and BM25 matches in FTS5, filtered and fused.
+"""Candidates for a request: the records nearest its target in meaning, and those its words match best, among the
+records a filter allows, fused into one relevance.
 
-Dense retrieval reads meaning (and speaks English better than French); lexical retrieval reads the words
-themselves (names, products, French). ``mode`` keeps each selectable alone so the evaluation shows what each
-brings; ``hybrid`` fuses both into one relevance in [0, 1].
+Dense retrieval reads meaning (and speaks English better than French); lexical retrieval reads the words themselves
+(names, products, French). ``mode`` keeps each selectable alone so the evaluation shows what each brings; ``hybrid``
+fuses both. Everything here works on the catalogue's arrays: no row is read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from matcher import lexical
-from matcher.index import VectorIndex
-from matcher.store import Store
+from matcher.catalogue import Catalogue
+from matcher.index import top_k
 
 MODES = ("hybrid", "dense", "lexical")
-Keep = Callable[[dict[int, dict[str, Any]]], set[int]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What results should be close to: the query (if any) blended with the moment."""
+
+    moment: str
+    query: str | None
+    query_vector: np.ndarray | None
+    tokens: tuple[str, ...]  # the query's words as the full-text index holds them (stems)
+    query_weight: float
+    moment_weight: float
+    # per kind, what every record scores against this target: computed once per request, used by each ranking
+    computed: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
 class Candidates:
-    """Accepted records with, for each key, its dense similarity, its BM25 score (0: no word matched) and the
-    fused relevance."""
+    """The pool, best first (fused relevance, then key), with each one's dense similarity to the target, BM25 score
+    (0: no word matched) and fused relevance in [0, 1]."""
 
-    rows: dict[int, dict[str, Any]]
-    dense: dict[int, float]
-    lexical: dict[int, float]
-    relevance: dict[int, float]
+    keys: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+    relevance: np.ndarray
+    used_words: bool
 
     @property
-    def keys(self) -> list[int]:
-        return sorted(self.rows, key=lambda k: (-self.relevance[k], k))
+    def best_lexical(self) -> float:
+        return float(self.lexical.max()) if len(self.lexical) else 0.0
 
 
 class Retriever:
-    def __init__(self, store: Store, indexes: dict[str, VectorIndex], config: dict[str, Any], mode: str = "hybrid"):
+    def __init__(self, catalogue: Catalogue, config: dict[str, Any], mode: str = "hybrid"):
         if mode not in MODES:
             raise ValueError(f"Unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}.")
-        self.store = store
-        self.indexes = indexes
+        self.catalogue = catalogue
         self.config = config
         self.mode = mode
+
+    def dense(self, kind: str, target: Target) -> np.ndarray:
+        """Similarity of every record to the target, by key: query_weight * query + moment_weight * moment."""
+        to_moment = self.catalogue.tables[kind].values[f"similarity:{target.moment}"]
+        if target.query_vector is None:
+            return to_moment
+        if (kind, "dense") not in target.computed:
+            to_query = self.catalogue.tables[kind].similarities(target.query_vector)
+            target.computed[kind, "dense"] = target.query_weight * to_query + target.moment_weight * to_moment
+        return target.computed[kind, "dense"]
+
+    def words(self, kind: str, target: Target) -> np.ndarray:
+        """BM25 of every record for the target's words, by key."""
+        if (kind, "words") not in target.computed:
+            table = self.catalogue.tables[kind]
+            target.computed[kind, "words"] = table.words.scores(list(target.tokens), table.size)[: table.size]
+        return target.computed[kind, "words"]
 
     def candidates(
         self,
         kind: str,
-        vector: np.ndarray,
-        query: str | None,
+        target: Target,
         need: int,
-        keep: Keep,
-        similarity: Callable[[np.ndarray], np.ndarray],
-        include: list[int] | None = None,
-        narrow: tuple[str, list[Any]] | None = None,
+        allowed: np.ndarray,
+        include: np.ndarray | None = None,
     ) -> Candidates:
-        """At least ``need`` accepted records when there are that many, widening both searches as needed.
+        """The ``need`` allowed records nearest the target, those of the ``need`` best BM25 scores among the allowed,
+        and the allowed ones of ``include``."""
+        use_words = bool(target.tokens) and self.mode != "dense"
+        use_dense = self.mode != "lexical" or not use_words
+        dense = self.dense(kind, target)
+        words = self.words(kind, target) if use_words else None
+        pool = [include[allowed[include]]] if include is not None and len(include) else []
+        if use_dense:
+            pool.append(top_k(dense, need, allowed))
+        if use_words:
+            pool.append(top_k(words, need, allowed & (words > 0)))
+        keys = np.unique(np.concatenate(pool)) if pool else np.zeros(0, np.int64)
+        similarity = dense[keys].astype(np.float64)
+        bm25 = words[keys] if words is not None else np.zeros(len(keys))
+        relevance = self._fuse(kind, similarity, bm25, use_dense, use_words)
+        order = np.lexsort((keys, -relevance))
+        return Candidates(keys[order], similarity[order], bm25[order], relevance[order], use_words)
 
-        ``similarity`` scores unit vectors against the target (query and moment) exactly; ``include`` names keys
-        to consider whatever the searches find (still subject to ``keep``); ``narrow`` is an SQL condition that
-        every record ``keep`` accepts meets (see ``Filters.sql_condition``): other rows are never read.
-        """
-        index = self.indexes[kind]
-        expression = lexical.match_expression(query) if query and self.mode != "dense" else None
-        use_dense = self.mode != "lexical" or expression is None
-        weights = self.config["lexical"]["column_weights"][kind]
-        rows: dict[int, dict[str, Any]] = self.store.rows(kind, include or [], narrow)
-        seen = set(include or [])
-        kept: set[int] = keep(rows)
-        k = need
-        while True:
-            found: list[int] = []
-            if use_dense and index.count:
-                found += [int(i) for i in index.search(vector, k)[1][0] if i >= 0]
-            matched = lexical.search(self.store.db, kind, expression, weights, k) if expression else []
-            found += [key for key, _ in matched]
-            new = self.store.rows(kind, [key for key in set(found) if key not in seen], narrow)
-            seen.update(found)
-            rows.update(new)
-            kept |= keep(new)
-            exhausted = (not use_dense or k >= index.count) and len(matched) < k
-            if len(kept) >= need or exhausted:
-                break
-            k *= 4
-        # A record another process committed a moment ago may be in the full-text index before it is in ours:
-        # it waits for the next refresh.
-        keys = sorted(k for k in kept if index.has(k))
-        dense = (
-            dict(zip(keys, similarity(index.vectors(np.array(keys, dtype=np.int64))).tolist(), strict=True))
-            if keys
-            else {}
-        )
-        scores = dict(lexical.search(self.store.db, kind, expression, weights, len(keys), keys)) if expression else {}
-        lexical_scores = {key: scores.get(key, 0.0) for key in keys}
-        relevance = self._fuse(kind, keys, dense, lexical_scores, use_dense, expression is not None)
-        return Candidates({key: rows[key] for key in keys}, dense, lexical_scores, relevance)
-
-    def _fuse(
-        self,
-        kind: str,
-        keys: list[int],
-        dense: dict[int, float],
-        words: dict[int, float],
-        use_dense: bool,
-        use_words: bool,
-    ) -> dict[int, float]:
+    def _fuse(self, kind: str, dense: np.ndarray, words: np.ndarray, use_dense: bool, use_words: bool) -> np.ndarray:
         """Relevance in [0, 1]: dense similarity placed within the candidates, BM25 over its best, then fused."""
-        if not keys:
-            return {}
-        low, high = min(dense.values()), max(dense.values())
-        dense_rel = {k: (dense[k] - low) / (high - low) if high > low else 1.0 for k in keys}
+        if not len(dense):
+            return dense
+        low, high = dense.min(), dense.max()
+        dense_rel = (dense - low) / (high - low) if high > low else np.ones(len(dense))
         if not use_words:
             return dense_rel
-        best = max(words.values())
-        word_rel = {k: words[k] / best if best > 0 else 0.0 for k in keys}
+        best = words.max()
+        word_rel = words / best if best > 0 else np.zeros(len(words))
         if not use_dense:
             return word_rel
         fusion = self.config["lexical"]
         if fusion["fusion"] == "rrf":
-            return _reciprocal_rank_fusion(keys, dense_rel, word_rel, fusion["rrf_k"])
+            return _reciprocal_rank_fusion(dense_rel, word_rel, fusion["rrf_k"])
         alpha = fusion["dense_weight"][kind]
-        return {k: alpha * dense_rel[k] + (1 - alpha) * word_rel[k] for k in keys}
+        return alpha * dense_rel + (1 - alpha) * word_rel
 
 
-def _reciprocal_rank_fusion(
-    keys: list[int], dense: dict[int, float], words: dict[int, float], k: int
-) -> dict[int, float]:
+def _reciprocal_rank_fusion(dense: np.ndarray, words: np.ndarray, k: int) -> np.ndarray:
     """Sum of 1 / (k + rank) over both rankings (a record no word matched has no lexical rank), scaled to [0, 1]."""
-    fused = dict.fromkeys(keys, 0.0)
-    for ranking in (dense, words):
-        ordered = sorted((key for key in keys if ranking is dense or words[key] > 0), key=lambda key: -ranking[key])
-        for rank, key in enumerate(ordered, start=1):
-            fused[key] += 1 / (k + rank)
-    top = max(fused.values())
-    return {key: value / top for key, value in fused.items()}
+    fused = np.zeros(len(dense))
+    for ranking, ranked in ((dense, np.ones(len(dense), bool)), (words, words > 0)):
+        positions = np.flatnonzero(ranked)
+        order = positions[np.argsort(-ranking[positions], kind="stable")]
+        fused[order] += 1 / (k + np.arange(1, len(order) + 1))
+    return fused / fused.max()

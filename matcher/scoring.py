@@ -1,7 +1,9 @@
 """Where every score is computed: the parts of a result's score, each in [0, 1], and how they combine.
 
-Numbers come from ``scoring.json`` (and a moment's overrides in the moments file); this module only says
-what each part means. A ``Part`` keeps its reason so that a planner can read why a result ranks where it does.
+Numbers come from ``scoring.json`` (and a moment's overrides in the moments file); this module only says what each
+part means. What depends on a record alone is computed when it is written (the catalogue stores the values); what
+depends on the request is computed per request over arrays of candidates, by the same functions (they take numbers
+or NumPy arrays alike). A ``Part`` keeps its reason so that a planner can read why a result ranks where it does.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from matcher.errors import ConfigError
 from models.moments import Moment
@@ -80,8 +84,14 @@ class Part:
 
 def combine(parts: dict[str, Part]) -> float:
     """Weighted mean of the parts: weights need not sum to one."""
-    total = sum(p.weight for p in parts.values())
-    return sum(p.contribution for p in parts.values()) / total if total else 0.0
+    return weighted_mean({name: p.value for name, p in parts.items()}, {name: p.weight for name, p in parts.items()})
+
+
+def weighted_mean(values: dict[str, Any], weights: dict[str, float]) -> Any:
+    """Sum of weight times value over the parts (in their order), over the sum of the weights; on numbers or arrays."""
+    total = sum(weights[name] for name in values)
+    score = sum(values[name] * weights[name] for name in values)
+    return score / total if total else 0.0 * score
 
 
 def weights_for(config: dict[str, Any], moment: Moment, kind: str) -> dict[str, float]:
@@ -119,9 +129,19 @@ def interactions(config: dict[str, Any], engagement: dict[str, Any] | None) -> f
     return min(1.0, math.log10(1 + total) / math.log10(config["influence"]["interactions_ceiling"]))
 
 
-def freshness(config: dict[str, Any], age_days: float) -> float:
+def freshness(config: dict[str, Any], age_days: Any) -> Any:
     """Halves every ``half_life_days``; future dates count as new."""
-    return 0.5 ** (max(0.0, age_days) / config["freshness"]["half_life_days"])
+    return 0.5 ** (np.maximum(0.0, age_days) / config["freshness"]["half_life_days"])
+
+
+def quality(config: dict[str, Any], fmt: str) -> float:
+    """The editorial weight of a format."""
+    return config["format_quality"].get(fmt, 0.5)
+
+
+def format_fit(moment: Moment, fmt: str) -> float:
+    """How well a format serves a moment."""
+    return moment.format_weights.get(fmt, 0.3)
 
 
 def tonality(sentiment: float | None) -> float:
@@ -131,8 +151,8 @@ def tonality(sentiment: float | None) -> float:
 
 def topic_matches(topics: list[str], moment_topics: list[str]) -> list[str]:
     """The item's topics that name one of the moment's topics (accents and case folded, whole words)."""
-    wanted = [fold(t) for t in moment_topics]
-    return [t for t in topics if any(_contains_words(fold(t), w) for w in wanted)]
+    pattern = _words_pattern(tuple(moment_topics))
+    return [t for t in topics if pattern.search(fold(t))]
 
 
 def influencer_fit(config: dict[str, Any], moment: Moment, row: dict[str, Any], profile_similarity: float) -> Part:
@@ -152,14 +172,19 @@ def influencer_fit(config: dict[str, Any], moment: Moment, row: dict[str, Any], 
     return Part(value, 0.0, f"{row['category']} ({category:.1f} for this moment), {why}")
 
 
-def content_fit(config: dict[str, Any], moment: Moment, row: dict[str, Any], author_fit: Part | None) -> Part:
-    """How well a piece serves the moment: its format, and whether its author carries the moment."""
+def content_fit_value(config: dict[str, Any], format_value: Any, author_fit: Any) -> Any:
+    """A piece's moment fit from its format's fit and its author's (NaN: brand-owned, which counts as neutral)."""
     fit = config["moment_fit"]
-    fmt = moment.format_weights.get(row["format"], 0.3)
-    author = author_fit.value if author_fit is not None else fit["brand_author_fit"]
+    author = np.where(np.isnan(author_fit), fit["brand_author_fit"], author_fit)
     weights = fit["content"]
-    value = (weights["format"] * fmt + weights["author"] * author) / (weights["format"] + weights["author"])
-    who = "brand-owned" if author_fit is None else f"author fit {author:.2f}"
+    return (weights["format"] * format_value + weights["author"] * author) / (weights["format"] + weights["author"])
+
+
+def content_fit(config: dict[str, Any], moment: Moment, row: dict[str, Any], author_fit: float | None) -> Part:
+    """How well a piece serves the moment: its format, and whether its author carries the moment."""
+    fmt = format_fit(moment, row["format"])
+    value = float(content_fit_value(config, fmt, math.nan if author_fit is None else author_fit))
+    who = "brand-owned" if author_fit is None else f"author fit {author_fit:.2f}"
     return Part(value, 0.0, f"{row['format']} serves this moment at {fmt:.1f}; {who}")
 
 
@@ -170,16 +195,19 @@ def influencer_influence(config: dict[str, Any], row: dict[str, Any]) -> Part:
     return Part(w * r + (1 - w) * s, 0.0, f"{human(row['followers'])} followers, engagement {rate}")
 
 
+def content_influence_value(config: dict[str, Any], author_reach: Any, signal: Any) -> Any:
+    """The author's reach and the piece's own reactions, either alone when the other is unknown (NaN), else 0."""
+    w = config["influence"]["reach_weight"]
+    both = w * author_reach + (1 - w) * signal
+    alone = np.where(np.isnan(author_reach), np.where(np.isnan(signal), 0.0, signal), author_reach)
+    return np.where(np.isnan(author_reach) | np.isnan(signal), alone, both)
+
+
 def content_influence(config: dict[str, Any], row: dict[str, Any], author: dict[str, Any] | None) -> Part:
     """The author's reach and the piece's own reactions (either alone when the other is unknown)."""
     signal = interactions(config, row["engagement"])
-    author_reach = reach(config, author["followers"]) if author else None
-    known = [v for v in (author_reach, signal) if v is not None]
-    if len(known) == 2:
-        w = config["influence"]["reach_weight"]
-        value = w * author_reach + (1 - w) * signal
-    else:
-        value = known[0] if known else 0.0
+    author_reach = reach(config, author["followers"]) if author else math.nan
+    value = float(content_influence_value(config, author_reach, math.nan if signal is None else signal))
     reactions = sum((row["engagement"] or {}).get(k) or 0 for k in ("likes", "shares", "comments"))
     who = f"author {human(author['followers'])} followers, " if author else ""
     return Part(value, 0.0, f"{who}{human(reactions)} reactions")
@@ -201,5 +229,8 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
 
 
-def _contains_words(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
+@functools.lru_cache(maxsize=256)
+def _words_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of the (folded) phrases as whole words."""
+    alternatives = "|".join(re.escape(fold(p)) for p in phrases) or "(?!)"
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")

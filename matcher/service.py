@@ -13,16 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from matcher import embedding
+from matcher import embedding, lexical
+from matcher.catalogue import Catalogue
 from matcher.config import Settings
 from matcher.detection import Detection, MomentDetector, fitted_detector, training_examples
 from matcher.embedding import Encoder
 from matcher.errors import InvalidRequestError, NotFoundError
 from matcher.filters import Filters
-from matcher.indexing import IndexSet, Progress
+from matcher.indexing import Indexes, Progress
 from matcher.loader import FileReport, detect_kind, read_csv_records, read_records
 from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
-from matcher.ranking import Ranked, Ranker, Target
+from matcher.ranking import Ranked, Ranker
+from matcher.retrieval import Target
 from matcher.rows import content_from_row, influencer_from_row
 from matcher.scoring import load_scoring
 from matcher.store import KINDS, Deleted, Store, Written
@@ -57,9 +59,10 @@ class Engine:
         self._embed_query = functools.lru_cache(maxsize=2048)(self._encode_one)
         examples_file, self._low_confidence = detection_settings(settings.moments_file)
         self._training = training_examples(self.moments, examples_file)
-        self.index = IndexSet(self.store, self.encoder, settings.data_dir, self.scoring["profile_vector"])
+        self.catalogue = Catalogue(self.store, self.scoring, self.moments, self.moment_vectors, self.encoder.dimension)
+        self.index = Indexes(self.store, self.encoder, self.catalogue, settings.data_dir)
         self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
-        self.ranker = Ranker(self.store, self.index.indexes, self.scoring)
+        self.ranker = Ranker(self.store, self.catalogue, self.scoring)
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
         self.fingerprint = _fingerprint(settings, self.encoder.name)
 
@@ -91,20 +94,20 @@ class Engine:
         query = (query or "").strip() or None
         relevance = self.scoring["relevance"]
         target = Target(
-            moment=chosen,
-            moment_vectors=self.moment_vectors[moment],
+            moment=moment,
             query=query,
             query_vector=self._embed_query(query) if query else None,
+            tokens=tuple(lexical.query_tokens(query)) if query else (),
             query_weight=relevance["query_weight"],
             moment_weight=relevance["moment_weight"],
         )
         ranker = self.ranker if retrieval == self.ranker.retriever.mode else self.ranker.with_mode(retrieval)
         # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         self.index.refresh()
-        with self.index.lock.reading():  # one consistent state of store and indexes for the whole request
-            influencers = ranker.rank_influencers(target, filters, limit) if "influencers" in types else []
-            content = ranker.rank_content(target, filters, limit, today) if "content" in types else []
+        with self.catalogue.reading():  # one consistent state of the catalogue for the whole request
+            influencers = ranker.rank_influencers(target, chosen, filters, limit) if "influencers" in types else []
+            content = ranker.rank_content(target, chosen, filters, limit, today) if "content" in types else []
         return MatchResult(chosen, query, filters, influencers, content)
 
     def match_text(
@@ -162,9 +165,9 @@ class Engine:
             "status": "ok",
             "model": self.encoder.name,
             "records": {kind: self.store.count(kind) for kind in KINDS},
-            "indexed": {kind: self.index.indexes[kind].count for kind in KINDS},
+            "indexed": {kind: int(self.catalogue.visible(kind).sum()) for kind in KINDS},
             "store_version": self.store.version,
-            "index_version": self.index.version,
+            "index_version": self.catalogue.version,
             "moments": sorted(self.moments),
         }
 
@@ -215,18 +218,25 @@ class Engine:
                 return kind
         raise NotFoundError(f"No influencer or content with id {record_id!r}.")
 
+    def after_fork(self, threads: int) -> None:
+        """In a new worker process: how many threads its encoder may use (the cores divided among workers)."""
+        set_threads = getattr(self.encoder, "set_threads", None)
+        if set_threads is not None:
+            set_threads(threads)
+
     def state_tag(self) -> str:
         """Changes whenever an answer may: data written, configuration or model changed, or a new day
         (freshness counts days). What HTTP caches key on."""
+        self.index.refresh()
         today = datetime.now(UTC).date().isoformat()
-        return f"{self.store.version}.{self.fingerprint}.{today}"
+        return f"{self.catalogue.version}.{self.fingerprint}.{today}"
 
     # -- keeping the indexes right --------------------------------------------------------------
 
     def reindex(self, *, reembed: bool = False, progress: Progress | None = None) -> dict[str, int]:
         """Re-embed what is stale (everything with ``reembed``) and rebuild both indexes from the store."""
         embedded = self.index.rebuild(reembed=reembed, progress=progress)
-        return {"embedded": embedded, **{kind: self.index.indexes[kind].count for kind in KINDS}}
+        return {"embedded": embedded, **{kind: int(self.catalogue.visible(kind).sum()) for kind in KINDS}}
 
     def check(self) -> list[str]:
         """Problems between the database and the saved indexes; empty when they agree."""

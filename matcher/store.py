@@ -1,8 +1,9 @@
 """SQLite, through sqlite-utils: the source of truth for records and their embeddings.
 
-Every record has an integer ``key`` (never reused: AUTOINCREMENT) that is also its id in the FAISS index,
-so the two agree by construction. ``meta.version`` counts committed writes; an index records the
-version it was built from, which tells whether it is stale.
+Every record has an integer ``key`` (never reused: AUTOINCREMENT) that is also its row in the vector files and
+its id in the FAISS index, so they agree by construction. ``meta.version`` counts committed writes, and the
+change log (``changes``) says which keys each write touched: a serving process that holds version 41 catches up
+to 45 by reading the keys of versions 42 to 45, nothing else.
 """
 
 from __future__ import annotations
@@ -94,7 +95,18 @@ MIGRATIONS = [
         revoked_at TEXT
     );
     """,
+    """
+    CREATE TABLE changes (
+        version INTEGER NOT NULL,                   -- the store version the write made
+        kind TEXT NOT NULL,                         -- 'influencers' or 'content'
+        key INTEGER NOT NULL                        -- written, deleted, or with a derived value that changed
+    );
+    CREATE INDEX changes_version ON changes(version);
+    """,
 ]
+# Change-log rows older than this many versions behind the newest are pruned (see ``prune_changes``): a process
+# further behind than that reloads everything instead of catching up.
+CHANGES_KEPT = 1_000_000
 
 
 class Written(NamedTuple):
@@ -137,6 +149,13 @@ class Store:
             self._local.db = db
         return db
 
+    def close(self) -> None:
+        """Close this thread's connection (before a fork: no connection may cross one)."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
+
     def _migrate(self) -> None:
         db = self.db
         db.enable_wal()
@@ -147,8 +166,8 @@ class Store:
 
     @contextmanager
     def transaction(self, *, bump: bool = True) -> Iterator[sqlite_utils.Database]:
-        """One write transaction: all of it commits, or none. Bumps ``meta.version`` (so indexes know they are
-        stale) unless told not to.
+        """One write transaction: all of it commits, or none. Bumps ``meta.version`` unless told not to (callers
+        that change records bump it themselves with ``_bump``, naming the keys they touched).
 
         BEGIN IMMEDIATE takes SQLite's write lock at once, so a read-then-write cannot fail halfway because
         another process wrote meanwhile. sqlite-utils' own writes join an open transaction (as savepoints);
@@ -159,7 +178,7 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             try:
                 if bump:
-                    self._bump(db)
+                    self._bump(db, {})
                 yield db
             except BaseException:
                 if db.conn.in_transaction:
@@ -168,14 +187,63 @@ class Store:
             db.execute("COMMIT")
 
     @staticmethod
-    def _bump(db: sqlite_utils.Database) -> int:
-        """Count one more write (inside the transaction making it); returns the new version."""
+    def _bump(db: sqlite_utils.Database, changed: dict[str, Iterable[int]]) -> int:
+        """Count one more write (inside the transaction making it) and log the keys it touched, by kind; returns
+        the new version."""
         db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'version'")
-        return int(db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+        version = int(db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+        db.conn.executemany(
+            "INSERT INTO changes (version, kind, key) VALUES (?, ?, ?)",
+            [(version, kind, int(key)) for kind, keys in changed.items() for key in sorted(set(keys))],
+        )
+        return version
 
     @property
     def version(self) -> int:
         return int(self.db.execute("SELECT value FROM meta WHERE name = 'version'").fetchone()[0])
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite_utils.Database]:
+        """A read transaction: every query inside sees the same committed state (WAL snapshot isolation)."""
+        db = self.db
+        if db.conn.in_transaction:  # already inside one (nested use): it is the snapshot
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    def changes_since(self, version: int, until: int | None = None) -> tuple[dict[str, set[int]], bool]:
+        """Keys touched by the writes after ``version`` (up to ``until``), by kind, and whether the log reaches back
+        that far (if not, the caller must reload everything)."""
+        complete = version >= int(self.meta("changes_pruned_through", "0"))
+        out: dict[str, set[int]] = {kind: set() for kind in KINDS}
+        sql, params = "SELECT kind, key FROM changes WHERE version > ?", [version]
+        if until is not None:
+            sql, params = sql + " AND version <= ?", [version, until]
+        for kind, key in self.db.execute(sql, params):
+            out[kind].add(key)
+        return out, complete
+
+    def prune_changes(self) -> int:
+        """Forget change-log rows more than ``CHANGES_KEPT`` versions old; returns how many were removed."""
+        with self.transaction(bump=False) as db:
+            through = self.version - CHANGES_KEPT
+            if through <= int(self.meta("changes_pruned_through", "0")):
+                return 0
+            removed = db.execute("DELETE FROM changes WHERE version <= ?", [through]).rowcount
+            self.set_meta(db, "changes_pruned_through", str(through))
+        return removed
+
+    def meta(self, name: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE name = ?", [name]).fetchone()
+        return row[0] if row else default
+
+    @staticmethod
+    def set_meta(db: sqlite_utils.Database, name: str, value: str) -> None:
+        db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", [name, value])
 
     def count(self, kind: str, *, visible_only: bool = False) -> int:
         if not visible_only:
@@ -206,7 +274,8 @@ class Store:
         self, kind: str, rows: list[dict[str, Any]], vectors: dict[str, tuple[str, np.ndarray]], model: str
     ) -> tuple[list[Written], int | None]:
         written = []
-        version = None
+        changed: dict[str, set[int]] = {k: set() for k in KINDS}
+        authors: set[str] = set()  # a piece's authors, before and after: their vectors mix in their content
         with self.transaction(bump=False) as db:
             for row in rows:
                 row = {**row, "record_hash": record_hash(row)}
@@ -229,8 +298,14 @@ class Store:
                         pk=("kind", "key"),
                         replace=True,
                     )
-            if any(w.outcome != "unchanged" for w in written) or vectors:
-                version = self._bump(db)
+                if written[-1].outcome != "unchanged" or row["id"] in vectors:
+                    changed[kind].add(key)
+                    if kind == "content":
+                        authors |= {row["influencer_id"], before["influencer_id"] if before else None}
+            if not any(changed.values()):
+                return written, None  # a repeat of what is stored changes nothing, not even the version
+            changed["influencers"] |= set(self._keys_by_id(db, "influencers", {a for a in authors if a}).values())
+            version = self._bump(db, changed)
         return written, version
 
     def delete(self, kind: str, record_id: str) -> Deleted | None:
@@ -242,7 +317,6 @@ class Store:
             ).fetchone()
             if found is None:
                 return None  # nothing deleted, so not even the version changes
-            version = self._bump(db)
             key, ref = found
             content_keys = []
             if kind == "influencers":
@@ -255,6 +329,11 @@ class Store:
                     db.execute(f"DELETE FROM content WHERE key IN ({marks})", chunk)
             db.execute("DELETE FROM embeddings WHERE kind = ? AND key = ?", [kind, key])
             db.execute(f"DELETE FROM {kind} WHERE key = ?", [key])
+            if kind == "influencers":
+                changed = {"influencers": [key], "content": content_keys}
+            else:  # the author's vector mixed this piece in
+                changed = {"content": [key], "influencers": list(self._keys_by_id(db, "influencers", [ref]).values())}
+            version = self._bump(db, changed)
         return Deleted(key, content_keys, None if kind == "influencers" else ref, version)
 
     def save_embeddings(self, kind: str, model: str, items: Iterable[tuple[int, str, np.ndarray]]) -> None:
@@ -263,8 +342,12 @@ class Store:
             {"kind": kind, "key": int(key), "model": model, "text_hash": text_hash, "vector": _to_blob(vector)}
             for key, text_hash, vector in items
         ]
-        with self.transaction() as db:
+        with self.transaction(bump=False) as db:
             db["embeddings"].insert_all(rows, pk=("kind", "key"), replace=True)
+            changed: dict[str, list[int]] = {kind: [r["key"] for r in rows]}
+            if kind == "content":  # their authors' vectors mix them in
+                changed["influencers"] = list(self._author_keys(db, changed["content"]))
+            self._bump(db, changed)
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -316,18 +399,31 @@ class Store:
         return decode_row(rows[0]) if rows else None
 
     def keys_by_id(self, kind: str, ids: Iterable[str]) -> dict[str, int]:
+        return self._keys_by_id(self.db, kind, ids)
+
+    @staticmethod
+    def _keys_by_id(db: sqlite_utils.Database, kind: str, ids: Iterable[str]) -> dict[str, int]:
         ids = list(set(ids))
         out: dict[str, int] = {}
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
-            out.update(
-                (r[0], r[1]) for r in self.db.execute(f"SELECT id, key FROM {kind} WHERE id IN ({marks})", chunk)
-            )
+            out.update((r[0], r[1]) for r in db.execute(f"SELECT id, key FROM {kind} WHERE id IN ({marks})", chunk))
         return out
 
-    def embeddings(self, kind: str, keys: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, vectors) of visible records (not opted out), all of them or those asked for."""
-        joins, visible = _VISIBLE[kind]
+    @staticmethod
+    def _author_keys(db: sqlite_utils.Database, content_keys: list[int]) -> set[int]:
+        found: set[int] = set()
+        for chunk in _chunks(content_keys, 500):
+            sql = f"""SELECT DISTINCT i.key FROM content c JOIN influencers i ON i.id = c.influencer_id
+                      WHERE c.key IN ({",".join("?" * len(chunk))})"""
+            found.update(r[0] for r in db.execute(sql, chunk))
+        return found
+
+    def embeddings(
+        self, kind: str, keys: Sequence[int] | None = None, *, visible_only: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, vectors) of records (visible ones only, unless told), all of them or those asked for."""
+        joins, visible = _VISIBLE[kind] if visible_only else ("", "1")
         sql = f"SELECT r.key, e.vector FROM {kind} r JOIN embeddings e ON e.kind = ? AND e.key = r.key {joins}"
         sql += f" WHERE {visible}"
         params: list[Any] = [kind]
@@ -343,16 +439,38 @@ class Store:
         ids = np.array([k for k, _ in found], dtype=np.int64)
         return ids, np.vstack([np.frombuffer(blob, dtype=np.float32) for _, blob in found])
 
-    def content_authors(self, influencer_keys: list[int] | None = None) -> dict[int, int]:
-        """Visible content key -> its author's influencer key, for all authors or those given.
+    def content_authors(self, influencer_keys: list[int] | None = None, *, visible_only: bool = True) -> dict[int, int]:
+        """Content key -> its author's influencer key, for all authors or those given.
 
         Brand-owned content has no author and is left out; a piece with an author is visible when they are."""
-        sql = "SELECT c.key, i.key FROM content c JOIN influencers i ON i.id = c.influencer_id WHERE i.opted_out = 0"
+        sql = "SELECT c.key, i.key FROM content c JOIN influencers i ON i.id = c.influencer_id"
+        sql += " WHERE i.opted_out = 0" if visible_only else " WHERE 1"
         if influencer_keys is None:
             return dict(self.db.execute(sql).fetchall())
         out: dict[int, int] = {}
         for chunk in _chunks([int(k) for k in influencer_keys], 500):
             out.update(self.db.execute(f"{sql} AND i.key IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        return out
+
+    def all_keys(self, kind: str) -> np.ndarray:
+        return np.array([r[0] for r in self.db.execute(f"SELECT key FROM {kind} ORDER BY key")], dtype=np.int64)
+
+    def author_keys(self, content_keys: Sequence[int]) -> dict[int, int]:
+        """Content key -> its author's key (-1 for brand-owned content)."""
+        out: dict[int, int] = {}
+        for chunk in _chunks([int(k) for k in content_keys], 500):
+            sql = f"""SELECT c.key, coalesce(i.key, -1) FROM content c LEFT JOIN influencers i ON i.id = c.influencer_id
+                      WHERE c.key IN ({",".join("?" * len(chunk))})"""
+            out.update(self.db.execute(sql, chunk).fetchall())
+        return out
+
+    def fts_text(self, kind: str, keys: Sequence[int]) -> list[tuple[int, str, str, str]]:
+        """(key, and the three columns as the full-text index reads them) of these records."""
+        columns = ", ".join(lexical.COLUMNS[kind])
+        out: list[tuple[int, str, str, str]] = []
+        for chunk in _chunks([int(k) for k in keys], 500):
+            sql = f"SELECT key, {columns} FROM {kind} WHERE key IN ({','.join('?' * len(chunk))})"
+            out.extend(self.db.execute(sql, chunk).fetchall())
         return out
 
     def keys_with_empty_bio(self, keys: list[int]) -> set[int]:

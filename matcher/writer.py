@@ -1,13 +1,13 @@
-"""Every change to the data: imports, single upserts, deletes. One write at a time; each is one transaction.
+"""Every change to the data: imports, single upserts, deletes. One write at a time across processes; each is one
+transaction, which logs the keys it touched.
 
-A write validates, embeds only the records whose text changed (outside any lock: it is the slow part), then under
-the index write lock commits the records with their embeddings and brings the indexes in line, then saves the
-index files under the read lock. Searches wait only for that commit, never for the embedding.
+A write validates, embeds only the records whose text changed, commits the records with their embeddings, then
+brings this process's catalogue up to date (other processes follow the change log). Searches never wait for the
+embedding or the commit, only for the catalogue update (milliseconds).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlparse
@@ -17,7 +17,7 @@ import numpy as np
 from matcher import embedding
 from matcher.embedding import Encoder
 from matcher.errors import InvalidRequestError, NotFoundError
-from matcher.indexing import IndexSet, Progress
+from matcher.indexing import Indexes, Progress
 from matcher.loader import FileReport, Rejection
 from matcher.rows import content_row, influencer_row
 from matcher.store import Deleted, Store, Written
@@ -25,12 +25,12 @@ from models.records import Content, Influencer
 
 
 class Writer:
-    def __init__(self, store: Store, encoder: Encoder, indexes: IndexSet, networks: dict[str, Any]):
+    def __init__(self, store: Store, encoder: Encoder, indexes: Indexes, networks: dict[str, Any]):
         self.store = store
         self.encoder = encoder
         self.indexes = indexes
         self.networks = networks
-        self._one_writer = threading.Lock()  # one import or edit at a time in this process
+        self._one_writer = indexes.lock  # one import or edit at a time, in any process
 
     def import_records(
         self, kind: str, parsed: Iterable[Any], source: str, progress: Progress | None = None
@@ -67,19 +67,11 @@ class Writer:
 
     def delete(self, kind: str, record_id: str) -> Deleted:
         """Delete a record (an influencer with all their content) from the store and the indexes at once."""
-        with self._one_writer, self.indexes.following():
+        with self._one_writer:
             deleted = self.store.delete(kind, record_id)
             if deleted is None:
                 raise NotFoundError(f"No {'influencer' if kind == 'influencers' else 'content'} with id {record_id!r}.")
-            if kind == "influencers":
-                affected = [deleted.key], deleted.content_keys
-            else:
-                author = [deleted.author_id] if deleted.author_id else []
-                affected = list(self.store.keys_by_id("influencers", author).values()), [deleted.key]
-            with self.indexes.lock.writing():
-                self.indexes.sync(*affected, deleted.version)
-        with self.indexes.lock.reading():
-            self.indexes.save()
+            self.indexes.after_write()
         return deleted
 
     # -- the steps of a write -------------------------------------------------------------------
@@ -90,34 +82,10 @@ class Writer:
         hashes = {row["id"]: row["text_hash"] for row in rows}
         stale = self.store.embedding_needed(kind, hashes, self.encoder.name)
         vectors = self._encode(kind, [(i, texts[i]) for i in stale], hashes, progress)
-        # The commit waits for no search; only bringing the indexes in line does (milliseconds). Until then a
-        # search sees the new rows but not their vectors, and leaves them out: an import appears all at once.
-        with self.indexes.following():
-            written, version = self.store.upsert(kind, rows, vectors, self.encoder.name)
-            # changed: a new or edited record, or one whose embedding was redone (e.g. after a model change)
-            changed = [
-                (w, row)
-                for w, row in zip(written, rows, strict=True)
-                if w.outcome != "unchanged" or row["id"] in vectors
-            ]
-            if changed:
-                affected = self._affected(kind, changed)
-                with self.indexes.lock.writing():
-                    self.indexes.sync(*affected, version)
-        if changed:
-            with self.indexes.lock.reading():
-                self.indexes.save()
+        written, version = self.store.upsert(kind, rows, vectors, self.encoder.name)
+        if version is not None:
+            self.indexes.after_write()
         return written
-
-    def _affected(self, kind: str, changed: list[tuple[Written, dict[str, Any]]]) -> tuple[list[int], list[int]]:
-        """(influencer keys, content keys) whose vectors or visibility may have changed."""
-        keys = [w.key for w, _ in changed]
-        if kind == "influencers":
-            # their own vectors, and their content's visibility (an opt-out hides it all)
-            return keys, self.store.content_keys_of([row["id"] for _, row in changed])
-        authors = {row["influencer_id"] for _, row in changed}
-        authors |= {w.before["influencer_id"] for w, _ in changed if w.before}  # a piece may change author
-        return list(self.store.keys_by_id("influencers", {a for a in authors if a}).values()), keys
 
     def _encode(
         self, kind: str, todo: list[tuple[str, str]], hashes: dict[str, str], progress: Progress | None

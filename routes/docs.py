@@ -36,6 +36,7 @@ ERRORS = {
     404: "No such record (opted-out records are found only by admin keys).",
     409: "The id exists already: PUT replaces.",
     413: "The body is larger than this route takes.",
+    414: "The request line (path and query string) is over 8 KB: send a match as POST.",
     415: "The body's Content-Type is not accepted here.",
     429: "Too many requests for this key: wait for `Retry-After` seconds.",
 }
@@ -170,6 +171,8 @@ def _error_statuses(op: Operation, has_path: bool) -> list[int]:
         statuses |= {401, 403}
     if op.accepts_body or op.query is not None:
         statuses.add(400)
+    if has_path or op.query is not None:
+        statuses.add(414)
     if op.accepts_body:
         statuses |= {413, 415}
     return sorted(statuses - {s for s in op.responses})

@@ -7,6 +7,7 @@ Order: preflight answered -> 401 no valid key -> 403 wrong role or origin -> 413
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
+from limits import parse
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from matcher.errors import ForbiddenError, UnauthorizedError
@@ -43,6 +45,12 @@ def install(app: Flask) -> Limiter:
     app.before_request(_start)
     app.before_request(_guard)
     app.after_request(_finish)
+    if app.config["WORKERS"] > 1 and app.config["RATELIMIT_STORAGE_URI"].startswith("memory"):
+        logging.getLogger("relais.api").warning(
+            "%s workers and rate-limit counters in memory: each worker allows its share of every limit. Set "
+            "RELAIS_RATELIMIT_STORAGE_URI=redis://… to share the counters.",
+            app.config["WORKERS"],
+        )
     limiter = Limiter(
         key_func=_rate_key,
         default_limits=[_rate_limit],
@@ -168,7 +176,19 @@ def _rate_key() -> str:
 def _rate_limit() -> str:
     key: ApiKey | None = g.get("api_key")
     limits = current_app.config["RATE_LIMITS"]
-    return limits[key.role] if key is not None and key is not DEV_KEY else limits["anonymous"]
+    limit = limits[key.role] if key is not None and key is not DEV_KEY else limits["anonymous"]
+    shared = not current_app.config["RATELIMIT_STORAGE_URI"].startswith("memory")
+    return limit if shared else _share(limit, current_app.config["WORKERS"])
+
+
+@functools.lru_cache(maxsize=64)
+def _share(limit: str, workers: int) -> str:
+    """A limit as each worker must keep it when the counters are not shared (memory): its share of the limit, so
+    that together they never allow more than the limit. (Redis or Memcached counters are shared: the whole.)"""
+    if workers <= 1:
+        return limit
+    item = parse(limit)
+    return f"{max(1, item.amount // workers)} per {item.multiples} {item.GRANULARITY.name}"
 
 
 class JsonFormatter(logging.Formatter):

@@ -60,6 +60,6 @@ def copy_data_dir(source: Path, target: Path) -> Path:
     target.mkdir(parents=True)
     with sqlite3.connect(source / "relais.db") as src, sqlite3.connect(target / "relais.db") as dst:
         src.backup(dst)
-    for path in source.glob("*.faiss*"):
-        shutil.copy2(path, target / path.name)
+    if (source / "vectors").exists():
+        shutil.copytree(source / "vectors", target / "vectors")
     return target

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
 
 class Server:
-    """`matcher serve` in a subprocess, logging to a file (a pipe nobody reads would block it)."""
+    """`matcher serve` in a subprocess (gunicorn's master and its workers, a process group of their own), logging
+    to a file (a pipe nobody reads would block it)."""
 
     def __init__(self, data: Path, log: Path, dev: bool = True, env: dict[str, str] | None = None):
         self.port = free_port()
@@ -31,9 +32,14 @@ class Server:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         command = [sys.executable, "-m", "matcher", "serve", "--data-dir", str(data), "--port", str(self.port)]
         self.process = subprocess.Popen(
-            command + (["--dev"] if dev else []), cwd=PROJECT_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            command + (["--dev"] if dev else []),
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while True:
             try:
                 if request(self.url + "/health")[0] == 200:
@@ -44,7 +50,8 @@ class Server:
             time.sleep(0.3)
 
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+        """Every process of the server at once, with no chance to finish anything."""
+        os.killpg(self.process.pid, signal.SIGKILL)
         self._reap()
 
     def stop(self) -> None:

@@ -109,9 +109,10 @@ def test_moving_a_piece_to_another_author_updates_both(client, app):
     send(client, "put", "/v1/influencers/inf-max", {**ZOE, "id": "inf-max", "name": "Max", "bio": ""})
     send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
     zoe_key, max_key = (engine.store.keys_by_id("influencers", [i])[i] for i in ("inf-zoe", "inf-max"))
-    before = engine.index.indexes["influencers"].vectors([zoe_key, max_key]).copy()
+    people = engine.catalogue.tables["influencers"]
+    before = people.vectors(np.array([zoe_key, max_key])).copy()
     send(client, "put", "/v1/content/cnt-zoe-01", {**TEARDOWN, "influencer_id": "inf-max"})
-    after = engine.index.indexes["influencers"].vectors([zoe_key, max_key])
+    after = people.vectors(np.array([zoe_key, max_key]))
     assert not (before[0] == after[0]).all() and not (before[1] == after[1]).all()
     assert engine.check() == []
 
@@ -165,7 +166,7 @@ def test_opt_out_hides_everything_but_keeps_the_record(client, app):
         engine.store.keys_by_id("influencers", ["inf-zoe"])["inf-zoe"],
         engine.store.keys_by_id("content", ["cnt-zoe-01"])["cnt-zoe-01"],
     )
-    assert not engine.index.indexes["influencers"].has(keys[0]) and not engine.index.indexes["content"].has(keys[1])
+    assert not engine.catalogue.visible("influencers")[keys[0]] and not engine.catalogue.visible("content")[keys[1]]
     send(client, "put", "/v1/influencers/inf-zoe", ZOE)  # opting back in
     assert {"inf-zoe", "cnt-zoe-01"} <= found(client)
     assert engine.check() == []
@@ -175,7 +176,7 @@ def test_delete_forgets_the_influencer_and_their_content(client, app):
     engine = app.extensions["relais"]
     send(client, "put", "/v1/influencers/inf-zoe", ZOE)
     send(client, "put", "/v1/content/cnt-zoe-01", TEARDOWN)
-    counts = {k: i.count for k, i in engine.index.indexes.items()}
+    counts = {k: int(engine.catalogue.visible(k).sum()) for k in ("influencers", "content")}
     response = client.delete("/v1/influencers/inf-zoe")
     assert response.status_code == 200 and response.get_json() == {
         "id": "inf-zoe",
@@ -184,7 +185,7 @@ def test_delete_forgets_the_influencer_and_their_content(client, app):
     }
     assert not {"inf-zoe", "cnt-zoe-01"} & found(client)
     assert engine.store.row_by_id("content", "cnt-zoe-01") is None
-    assert {k: i.count for k, i in engine.index.indexes.items()} == {k: v - 1 for k, v in counts.items()}
+    assert {k: int(engine.catalogue.visible(k).sum()) for k in counts} == {k: v - 1 for k, v in counts.items()}
     assert engine.check() == []
 
 
@@ -259,8 +260,9 @@ def test_readers_never_see_half_an_import(client, app):
     assert set(seen) <= {0, 40}, sorted(set(seen))
 
 
-def test_an_index_left_behind_by_a_crash_is_repaired_on_start(homelive_copy):
-    """A crash between the commit and the index save leaves the database ahead of the index files."""
+def test_a_write_whose_process_died_before_applying_it_is_served_on_start(homelive_copy):
+    """A process may die between its commit and updating its catalogue: the change log has the write, so the next
+    start serves it (and clears what a save cut short left behind)."""
     writer = Engine(Settings(data_dir=homelive_copy)).writer
     record = ContentSchema().load(
         {
@@ -276,11 +278,11 @@ def test_an_index_left_behind_by_a_crash_is_repaired_on_start(homelive_copy):
     row = writer._row("content", record, text)
     writer.store.upsert(
         "content", [row], {"cnt-cargo": (row["text_hash"], writer.encoder.encode([text])[0])}, writer.encoder.name
-    )  # committed; the indexes never hear of it
-    (homelive_copy / ".content.faiss.1234.tmp").write_bytes(b"half a file")
+    )  # committed; no catalogue ever applied it
+    leftover = homelive_copy / "vectors" / ".content-v1.vectors.npy.1234.tmp"
+    leftover.write_bytes(b"half a file")
     engine = Engine(Settings(data_dir=homelive_copy))
-    assert engine.opened.startswith("repaired") and "store_version" in engine.opened
-    assert not (homelive_copy / ".content.faiss.1234.tmp").exists()
+    assert engine.opened == "loaded" and not leftover.exists()
     assert engine.check() == []
     hits = engine.match("desirability", "vélo cargo électrique", limit=3, types=["content"]).content
     assert hits[0].row["id"] == "cnt-cargo"
@@ -297,28 +299,36 @@ def test_writes_from_another_process_are_seen(homelive_copy, influencers):
 
 def test_check_command_reports_and_fails(homelive_copy):
     ok = CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)])
-    assert ok.exit_code == 0 and "OK: the indexes agree" in ok.output
-    (homelive_copy / "influencers.faiss").unlink()
+    assert ok.exit_code == 0 and "OK: the saved vectors agree" in ok.output
+    for path in (homelive_copy / "vectors").glob("influencers-*"):
+        path.unlink()
     bad = CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)])
-    assert bad.exit_code == 1 and "PROBLEM influencers: no index file" in bad.output
+    assert bad.exit_code == 1 and "PROBLEM influencers: no saved vectors" in bad.output
     assert CliRunner().invoke(main, ["reindex", "--data-dir", str(homelive_copy)]).exit_code == 0
     assert CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)]).exit_code == 0
 
 
-def test_check_finds_missing_and_altered_vectors(homelive_copy):
-    """Index files whose metadata agree with the database but whose contents do not are still caught."""
+def test_check_finds_altered_vectors_and_a_lost_change(homelive_copy):
+    """Saved vectors whose metadata agree with the database but whose contents do not are still caught, and so is
+    a write the change log lost (its record would be served with no vector)."""
     engine = Engine(Settings(data_dir=homelive_copy))
-    content, influencers = engine.index.indexes["content"], engine.index.indexes["influencers"]
-    missing = sorted(content.ids)[0]
-    content.remove(np.array([missing]))
-    altered = sorted(influencers.ids)[0]
-    vector = influencers.vectors(np.array([altered]))
-    influencers.remove(np.array([altered]))
-    influencers.add(np.array([altered]), -vector)
-    engine.index.save()
+    base = engine.catalogue.tables["influencers"].base
+    altered = int(base.keys[0])
+    rows = np.load(sorted((homelive_copy / "vectors").glob("influencers-v*.vectors.npy"))[-1], mmap_mode="r+")
+    rows[altered] = -rows[altered]
+    rows.flush()
+    writer = engine.writer
+    record = ContentSchema().load({**TEARDOWN, "id": "cnt-lost", "influencer_id": None})
+    text = writer._text("content", record)
+    row = writer._row("content", record, text)
+    vector = writer.encoder.encode([text])[0]
+    writer.store.upsert("content", [row], {"cnt-lost": (row["text_hash"], vector)}, writer.encoder.name)
+    key = writer.store.keys_by_id("content", ["cnt-lost"])["cnt-lost"]
+    writer.store.db.execute("DELETE FROM changes WHERE kind = 'content' AND key = ?", [key])
+    writer.store.db.conn.commit()
     assert engine.check() == [
-        "influencers: indexed vectors differ from the stored embeddings",
-        "content: 1 visible records not indexed, 0 indexed records not visible (deleted or opted out)",
+        "influencers: saved vectors differ from the stored embeddings",
+        "content: saved vectors differ from the stored embeddings",
     ]
 
 

@@ -248,7 +248,7 @@ def test_a_new_model_rebuilds_the_index(homelive_copy, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="matcher.indexing"):
         engine = Engine(Settings(data_dir=homelive_copy, model=str(model_dir)))
     assert engine.opened.startswith("repaired") and "model" in engine.opened
-    assert "repairing the indexes from the database" in caplog.text
-    assert engine.ranker.indexes["content"].meta["model"] == str(model_dir)
+    assert "vectors from the database" in caplog.text
+    assert engine.catalogue.tables["content"].base.meta["model"] == str(model_dir)
     assert engine.store.stale_embeddings("content", str(model_dir)) == []
     assert engine.match("technical_validation", "installation").content

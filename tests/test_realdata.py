@@ -41,3 +41,18 @@ def test_a_french_smartphone_query_finds_tech_channels_and_their_videos(youtube)
     assert all(r.evidence for r in tech)  # found through their videos: the bios are empty
     by_tech = [r for r in result.content if "Science & Technology" in r.author["topics"]]
     assert len(by_tech) >= 4, [(r.row["title"], r.author["topics"]) for r in result.content]
+
+
+def test_every_youtube_judgement_ranks_as_the_reference_does(youtube):
+    """The serving path against the plain reference on the real data's 36 judged queries (and two filters)."""
+    from matcher.config import PROJECT_DIR
+    from matcher.evaluation import load_judgements
+    from tests import reference
+    from tests.test_reference import same_results
+
+    engine, _ = youtube
+    data = reference.read(engine)
+    for j in load_judgements(PROJECT_DIR / "eval" / "youtube-fr.judgements.jsonl"):
+        same_results(engine, j.moment, j.query, data=data)
+    same_results(engine, "technical_validation", "test smartphone", {"min_followers": 100_000}, data=data)
+    same_results(engine, "discovery", None, {"topics": "Science & Technology"}, data=data)

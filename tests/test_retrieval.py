@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from matcher import lexical
@@ -20,6 +21,7 @@ CONFIG = load_scoring(Settings().scoring_file)
         ('box" OR NEAR(a b) * -x', ["box", "near"]),  # FTS syntax is just words
         ("le la les", []),
         ("capteur capteur Capteur", ["capteur"]),
+        ("box_orange wi-fi", ["box", "orange", "wi", "fi"]),  # split as FTS5 splits words
     ],
 )
 def test_query_terms(text, terms):
@@ -53,24 +55,22 @@ def test_search_can_be_restricted_to_keys(engine):
     assert lexical.search(engine.store.db, "content", '"homelive"', weights, 10, []) == []
 
 
-def fused(config: dict, dense: dict, words: dict) -> dict:
-    retriever = Retriever(store=None, indexes={}, config=config)
-    return retriever._fuse("content", sorted(dense), dense, words, use_dense=True, use_words=True)
+def fused(config: dict, dense: list[float], words: list[float]) -> list[float]:
+    retriever = Retriever(catalogue=None, config=config)
+    return retriever._fuse("content", np.array(dense), np.array(words), use_dense=True, use_words=True).tolist()
 
 
 def test_convex_fusion_by_hand():
     # dense placed within the candidates: a=1, b=0, c=0.5; words over the best: a=0, b=1, c=0.25
     config = {**CONFIG, "lexical": {**CONFIG["lexical"], "dense_weight": {"content": 0.5}}}
-    got = fused(config, {1: 0.6, 2: 0.2, 3: 0.4}, {1: 0.0, 2: 8.0, 3: 2.0})
-    assert got == pytest.approx({1: 0.5, 2: 0.5, 3: 0.375})
+    assert fused(config, [0.6, 0.2, 0.4], [0.0, 8.0, 2.0]) == pytest.approx([0.5, 0.5, 0.375])
 
 
 def test_reciprocal_rank_fusion_by_hand():
     # dense ranks a=1, c=2, b=3; words rank b=1, c=2 (a matched no word). k = 60.
-    got = _reciprocal_rank_fusion([1, 2, 3], {1: 1.0, 2: 0.0, 3: 0.5}, {1: 0.0, 2: 1.0, 3: 0.25}, 60)
-    raw = {1: 1 / 61, 2: 1 / 63 + 1 / 61, 3: 1 / 62 + 1 / 62}
-    top = max(raw.values())
-    assert got == pytest.approx({k: v / top for k, v in raw.items()})
+    got = _reciprocal_rank_fusion(np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.25]), 60)
+    raw = [1 / 61, 1 / 63 + 1 / 61, 1 / 62 + 1 / 62]
+    assert got.tolist() == pytest.approx([v / max(raw) for v in raw])
 
 
 def test_hybrid_finds_what_words_say_and_meaning_misses(engine):

@@ -9,7 +9,7 @@ import pytest
 from matcher import scoring
 from matcher.config import Settings
 from matcher.moments import load_moments
-from matcher.ranking import Ranked, diversify
+from matcher.ranking import diversify
 from matcher.scoring import Part
 
 CONFIG = scoring.load_scoring(Settings().scoring_file)
@@ -96,21 +96,9 @@ def test_weights_take_the_moment_overrides():
     assert scoring.weights_for(CONFIG, MOMENTS["desirability"], "influencer") == CONFIG["weights"]["influencer"]
 
 
-def ranked(author: str | None, score: float) -> Ranked:
-    return Ranked(row={"influencer_id": author, "key": int(score * 1000)}, score=score, parts={})
-
-
 def test_diversify_caps_each_author_until_others_run_out():
-    items = [
-        ranked("a", 0.9),
-        ranked("a", 0.8),
-        ranked("a", 0.7),
-        ranked("b", 0.6),
-        ranked(None, 0.5),
-        ranked(None, 0.4),
-        ranked(None, 0.3),
-    ]
-    chosen = diversify(items, 2, 5)
-    assert [r.row["influencer_id"] for r in chosen] == ["a", "a", "b", None, None]
+    authors = [1, 1, 1, 2, -1, -1, -1]  # candidates best first; -1: brand-owned, one author
+    order = list(range(7))
+    assert [authors[i] for i in diversify(order, authors, 2, 5)] == [1, 1, 2, -1, -1]
     # when the others are used up, the held-back items fill the list in score order
-    assert [r.score for r in diversify(items, 2, 7)][-2:] == [0.7, 0.3]
+    assert diversify(order, authors, 2, 7)[-2:] == [2, 6]

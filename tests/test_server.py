@@ -109,7 +109,7 @@ def server(tmp_path: Path):
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while True:
         try:
             if request(base + "/health")[0] == 200:

@@ -1,0 +1,92 @@
+"""The production server: gunicorn, one pre-forked worker per core around ``api.create_app``.
+
+The app is built once in the master (model, catalogue, moment detector), then forked: workers share its memory
+until they write to it, and map the same vector files. After the fork each worker opens its own SQLite connections
+and follows the store's change log, so a write through any worker (or the CLI) reaches all of them. One writer at
+a time, across workers: ``matcher.locking.ProcessLock``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from gunicorn import util
+from gunicorn.app.base import BaseApplication
+
+logger = logging.getLogger("relais.server")
+FOLLOW_EVERY_S = 0.2  # how often an idle worker looks for writes (a request looks at once)
+
+
+class Server(BaseApplication):
+    """gunicorn, configured from code rather than a file."""
+
+    def __init__(self, app: Flask, options: Mapping[str, Any]):
+        self.application = app
+        self.options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
+    """Serve ``app`` until stopped (SIGTERM or SIGINT: requests under way are finished first)."""
+    engine = app.extensions["relais"]
+    engine.store.close()  # no SQLite connection may cross a fork
+
+    def post_fork(server: Any, worker: Any) -> None:
+        engine.after_fork(max(1, (os.cpu_count() or 1) // workers))
+        threading.Thread(target=_follow, args=(engine,), name="relais-follow", daemon=True).start()
+
+    Server(
+        app,
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": threads,
+            "preload_app": True,
+            "keepalive": 30,  # load balancers and CDNs keep connections open
+            "limit_request_line": 8190,  # the most gunicorn allows: a GET /v1/match with a long query fits
+            "graceful_timeout": 30,
+            "timeout": 120,
+            "accesslog": None,  # the app logs one JSON line per request
+            "errorlog": "-",
+            "loglevel": "warning",
+            "post_fork": post_fork,
+            "proc_name": "relais",
+        },
+    ).run()
+
+
+def _write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn answers requests it cannot parse (a request line over 8 KB: 414, a bad header: 400, 431) before the
+    app sees them: in the API's error shape, not an HTML page."""
+    body = json.dumps(
+        {"error": {"status": status, "code": reason.lower().replace(" ", "_").replace("-", "_"), "message": message}}
+    ).encode()
+    head = f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    util.write_nonblock(sock, head.encode("latin1") + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+util.write_error = _write_json_error  # what gunicorn's workers call for those answers
+
+
+def _follow(engine: Any) -> None:
+    """Keep an idle worker current with the store (a request also catches up before it answers)."""
+    stop = threading.Event()
+    while not stop.wait(FOLLOW_EVERY_S):
+        try:
+            engine.index.refresh()
+        except Exception:  # noqa: BLE001 (a follower that dies would leave the worker behind for good)
+            logger.exception("following the store failed; retrying")
