@@ -120,7 +120,7 @@ main.add_command(reindex, "index")  # the name it had first
 def check(settings: Settings) -> None:
     """Verify that the database and the saved indexes agree; exit with status 1 if they do not."""
     from matcher.catalogue import Catalogue
-    from matcher.embedding import load_encoder
+    from matcher.embedding import encoders
     from matcher.indexing import Indexes
     from matcher.moments import load_moments, moment_vectors
     from matcher.scoring import load_scoring
@@ -128,7 +128,7 @@ def check(settings: Settings) -> None:
 
     # No Engine: opening one would repair what this command is meant to report.
     store = Store(settings.database_path)
-    encoder = load_encoder(settings.model, settings.batch_size)
+    encoder = encoders(settings)[0]
     moments = load_moments(settings.moments_file)
     catalogue = Catalogue(
         store, load_scoring(settings.scoring_file), moments, moment_vectors(moments, encoder), encoder.dimension
@@ -303,7 +303,7 @@ def _evaluate_ranking(judgements: Path, data_dir: Path | None, files: tuple[Path
 
 def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
     from matcher.detection import evaluate_detection, format_detection_report, training_examples
-    from matcher.embedding import load_encoder
+    from matcher.embedding import encoders
     from matcher.moments import detection_settings, load_moments
 
     settings = Settings.from_env()
@@ -311,7 +311,7 @@ def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
     examples_file, threshold = detection_settings(settings.moments_file)
     heldout = [json.loads(line) for line in utterances.read_text(encoding="utf-8").splitlines() if line.strip()]
     report = evaluate_detection(
-        load_encoder(settings.model, settings.batch_size),
+        encoders(settings)[0],  # the detector reads the records' encoder (see Engine.detector)
         moments,
         training_examples(moments, examples_file),
         heldout,

@@ -69,22 +69,23 @@ class MomentDetector:
         self._model.fit(self._features(texts), labels)
         self.moments = [str(m) for m in self._model.classes_]
 
-    def _features(self, texts: Sequence[str]):  # noqa: ANN202 (a scipy sparse matrix)
+    def _features(self, texts: Sequence[str], vectors: np.ndarray | None = None):  # noqa: ANN202 (scipy sparse)
         from scipy.sparse import csr_matrix, hstack
 
         views = []
         if "ngrams" in self.views:
             views.append(self._ngrams.transform(texts))
         if "embedding" in self.views:
-            views.append(csr_matrix(self.encoder.encode(list(texts))))
+            views.append(csr_matrix(self.encoder.encode(list(texts)) if vectors is None else vectors))
         return hstack(views).tocsr()
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """One row per text, one column per moment (in ``self.moments`` order)."""
-        return self._model.predict_proba(self._features(texts))
+    def probabilities(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> np.ndarray:
+        """One row per text, one column per moment (in ``self.moments`` order); ``vectors``: the texts' embeddings
+        by this detector's encoder, if the caller has them."""
+        return self._model.predict_proba(self._features(texts, vectors))
 
-    def detect(self, text: str) -> Detection:
-        p = self.probabilities([text])[0]
+    def detect(self, text: str, vector: np.ndarray | None = None) -> Detection:
+        p = self.probabilities([text], None if vector is None else vector[None])[0]
         best = int(np.argmax(p))
         scores = {m: round(float(v), 4) for m, v in zip(self.moments, p, strict=True)}
         return Detection(self.moments[best], float(p[best]), scores, float(p[best]) < self.threshold)

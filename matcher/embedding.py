@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -79,11 +79,33 @@ class SentenceEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=4)
-def load_encoder(model: str, batch_size: int = 32) -> SentenceEncoder:
-    """The encoder for ``model``, loaded at most once per process."""
-    logger.info("loading embedding model %s", model)
-    return SentenceEncoder(model, batch_size)
+BACKENDS = ("onnx", "onnx-int8", "torch")
+
+
+@functools.lru_cache(maxsize=8)
+def load_encoder(model: str, batch_size: int = 32, backend: str = "torch", cache_dir: Path | None = None) -> Encoder:
+    """The encoder for ``model`` on ``backend`` (one of ``BACKENDS``), loaded at most once per process."""
+    logger.info("loading embedding model %s (%s)", model, backend)
+    if backend == "torch":
+        return SentenceEncoder(model, batch_size)
+    if backend not in BACKENDS:
+        raise ConfigError(f"Unknown encoder {backend!r}; valid encoders are: {', '.join(BACKENDS)}.")
+    from matcher.onnx_encoder import OnnxEncoder  # onnxruntime loads here, and torch only to export
+
+    if cache_dir is None:
+        raise ConfigError("An ONNX encoder needs a cache directory for its export (RELAIS_CACHE_DIR).")
+    return OnnxEncoder(model, backend, Path(cache_dir), threads=os.cpu_count() or 1, batch_size=batch_size)
+
+
+def encoders(settings: Any) -> tuple[Encoder, Encoder]:
+    """(records' encoder, queries' encoder) as the settings name them; the same object when they are the same."""
+    records = load_encoder(settings.model, settings.batch_size, settings.encoder, settings.cache_dir)
+    queries = load_encoder(
+        settings.model, settings.batch_size, settings.query_encoder or settings.encoder, settings.cache_dir
+    )
+    if queries.dimension != records.dimension:
+        raise ConfigError(f"The query encoder gives {queries.dimension} dimensions, the records' {records.dimension}.")
+    return records, queries
 
 
 def resolve_model(model: str) -> str:

@@ -95,7 +95,7 @@ def dense_only(engine: Engine) -> System:
     """Nearest neighbours of the query alone: no moment, no other score part."""
 
     def answer(j: Judgement, k: int) -> dict[str, list[str]]:
-        vector = engine.encoder.encode([j.query])[0]
+        vector = engine.query_encoder.encode([j.query])[0]
         out = {}
         for kind in KINDS:
             table = engine.catalogue.tables[kind]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,14 +50,18 @@ class MatchResult:
 class Engine:
     """One data directory: its SQLite store, its two FAISS indexes, the moments and the encoder."""
 
-    def __init__(self, settings: Settings, encoder: Encoder | None = None):
+    def __init__(self, settings: Settings, encoder: Encoder | None = None, query_encoder: Encoder | None = None):
         self.settings = settings
         self.store = Store(settings.database_path)
         self.moments = load_moments(settings.moments_file)
         self.scoring = load_scoring(settings.scoring_file)
-        self.encoder = encoder or embedding.load_encoder(settings.model, settings.batch_size)
+        if encoder is None:
+            encoder, query_encoder = embedding.encoders(settings)
+        self.encoder = encoder  # records and moments
+        self.query_encoder = query_encoder or encoder  # queries and customers' words
         self.moment_vectors = moment_vectors(self.moments, self.encoder)
-        self._embed_query = functools.lru_cache(maxsize=2048)(self._encode_one)
+        self._embed_query = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.query_encoder))
+        self._embed_words = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.encoder))
         examples_file, self._low_confidence = detection_settings(settings.moments_file)
         self._training = training_examples(self.moments, examples_file)
         self.catalogue = Catalogue(self.store, self.scoring, self.moments, self.moment_vectors, self.encoder.dimension)
@@ -64,7 +69,7 @@ class Engine:
         self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
         self.ranker = Ranker(self.store, self.catalogue, self.scoring)
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
-        self.fingerprint = _fingerprint(settings, self.encoder.name)
+        self.fingerprint = _fingerprint(settings, f"{self.encoder.name} {self.query_encoder.name}")
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -76,10 +81,13 @@ class Engine:
         limit: int = 10,
         types: Sequence[str] = RESULT_TYPES,
         retrieval: str = "hybrid",
+        *,
+        query_vector: np.ndarray | None = None,
     ) -> MatchResult:
         """Ranked influencers and content for a moment, a query (optional) and filters.
 
-        ``retrieval`` is 'hybrid' (dense and lexical, fused), 'dense' or 'lexical' (for evaluation).
+        ``retrieval`` is 'hybrid' (dense and lexical, fused), 'dense' or 'lexical' (for evaluation);
+        ``query_vector``: the query's embedding when the caller has one (a chatbot's words, detected first).
         """
         chosen = get_moment(self.moments, moment)
         if not isinstance(filters, Filters):
@@ -96,7 +104,7 @@ class Engine:
         target = Target(
             moment=moment,
             query=query,
-            query_vector=self._embed_query(query) if query else None,
+            query_vector=(query_vector if query_vector is not None else self._embed_query(query)) if query else None,
             tokens=tuple(lexical.query_tokens(query)) if query else (),
             query_weight=relevance["query_weight"],
             moment_weight=relevance["moment_weight"],
@@ -117,9 +125,10 @@ class Engine:
         limit: int = 10,
         types: Sequence[str] = RESULT_TYPES,
     ) -> MatchResult:
-        """For a chatbot: detect the moment of a customer's words, then match them as the query."""
+        """For a chatbot: detect the moment of a customer's words, then match them as the query (one embedding of
+        the words serves both)."""
         detection = self.detect(text)
-        result = self.match(detection.moment, text, filters, limit, types)
+        result = self.match(detection.moment, text, filters, limit, types, query_vector=self._embed_words(text.strip()))
         result.detection = detection
         return result
 
@@ -127,18 +136,14 @@ class Engine:
         """The likeliest moment of a customer's words, its probability and each moment's."""
         if not text or not text.strip():
             raise InvalidRequestError("text is empty: send the customer's words.", {"text": ["Must not be empty."]})
-        return self.detector.detect(text.strip())
+        return self.detector.detect(text.strip(), self._embed_words(text.strip()))
 
     @property
     def detector(self) -> MomentDetector:
         """Fitted on first use (it embeds every example), then shared by all engines of the process."""
         texts, labels = self._training
+        # The records' encoder (fp32): int8 vectors moved the detector's confidence on out-of-domain words.
         return fitted_detector(self.encoder, tuple(texts), tuple(labels), self._low_confidence)
-
-    def _encode_one(self, text: str) -> np.ndarray:
-        vector = self.encoder.encode([text])[0]
-        vector.setflags(write=False)  # cached: shared by every request with the same words
-        return vector
 
     # -- reading records ------------------------------------------------------------------------
 
@@ -164,6 +169,8 @@ class Engine:
         return {
             "status": "ok",
             "model": self.encoder.name,
+            "query_model": self.query_encoder.name,
+            "process": os.getpid(),
             "records": {kind: self.store.count(kind) for kind in KINDS},
             "indexed": {kind: int(self.catalogue.visible(kind).sum()) for kind in KINDS},
             "store_version": self.store.version,
@@ -220,9 +227,10 @@ class Engine:
 
     def after_fork(self, threads: int) -> None:
         """In a new worker process: how many threads its encoder may use (the cores divided among workers)."""
-        set_threads = getattr(self.encoder, "set_threads", None)
-        if set_threads is not None:
-            set_threads(threads)
+        for encoder in {id(e): e for e in (self.encoder, self.query_encoder)}.values():
+            set_threads = getattr(encoder, "set_threads", None)
+            if set_threads is not None:
+                set_threads(threads)
 
     def state_tag(self) -> str:
         """Changes whenever an answer may: data written, configuration or model changed, or a new day
@@ -241,6 +249,12 @@ class Engine:
     def check(self) -> list[str]:
         """Problems between the database and the saved indexes; empty when they agree."""
         return self.index.check()
+
+
+def _encode_one(encoder: Encoder, text: str) -> np.ndarray:
+    vector = encoder.encode([text])[0]
+    vector.setflags(write=False)  # cached: shared by every request with the same words
+    return vector
 
 
 def _fingerprint(settings: Settings, model: str) -> str:

@@ -247,6 +247,8 @@ class MomentListSchema(Schema):
 class HealthSchema(Schema):
     status = fields.String(required=True)
     model = fields.String()
+    query_model = fields.String()
+    process = fields.Integer(metadata={"description": "The serving process (each worker has its own)."})
     records = fields.Dict(keys=fields.String(), values=fields.Integer())
     indexed = fields.Dict(keys=fields.String(), values=fields.Integer())
     store_version = fields.Integer()

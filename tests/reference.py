@@ -71,7 +71,7 @@ def _target(engine: Engine, moment: str, query: str | None) -> dict[str, Any]:
     query = (query or "").strip() or None
     return {
         "query": query,
-        "vector": engine.encoder.encode([query])[0] if query else None,
+        "vector": engine.query_encoder.encode([query])[0] if query else None,
         "centroid": engine.moment_vectors[moment].centroid,
         "profile": engine.moment_vectors[moment].profile,
         "qw": relevance["query_weight"],

@@ -9,6 +9,7 @@ import pytest
 
 from matcher.config import Settings
 from matcher.embedding import resolve_model
+from matcher.errors import ConfigError
 from matcher.scoring import fold
 from matcher.service import Engine
 
@@ -243,12 +244,18 @@ def test_reloading_from_disk_gives_identical_results(homelive_copy, caplog):
 
 
 def test_a_new_model_rebuilds_the_index(homelive_copy, tmp_path, caplog):
-    """Another model (here the same weights at another path, so another name) re-embeds and rebuilds."""
+    """Another model (here the same weights at another path, so another name) re-embeds and rebuilds; on PyTorch,
+    so that the suite runs the sentence-transformers encoder too."""
     model_dir = shutil.copytree(resolve_model("all-MiniLM-L6-v2"), tmp_path / "my-model")
     with caplog.at_level(logging.INFO, logger="matcher.indexing"):
-        engine = Engine(Settings(data_dir=homelive_copy, model=str(model_dir)))
+        engine = Engine(Settings(data_dir=homelive_copy, model=str(model_dir), encoder="torch", query_encoder=""))
     assert engine.opened.startswith("repaired") and "model" in engine.opened
     assert "vectors from the database" in caplog.text
     assert engine.catalogue.tables["content"].base.meta["model"] == str(model_dir)
     assert engine.store.stale_embeddings("content", str(model_dir)) == []
     assert engine.match("technical_validation", "installation").content
+
+
+def test_an_unknown_encoder_is_refused_clearly(tmp_path):
+    with pytest.raises(ConfigError, match="Unknown encoder 'gpu'; valid encoders are: onnx, onnx-int8, torch"):
+        Engine(Settings(data_dir=tmp_path, query_encoder="gpu"))
