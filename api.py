@@ -10,12 +10,14 @@ from flask import Flask, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from matcher.cache import LRU
 from matcher.config import Settings
 from matcher.errors import RelaisError
 from matcher.service import Engine
 from routes import docs, guard, matching, records, system
 
 logger = logging.getLogger("relais.api")
+ANSWERS_KEPT = 512
 
 DEFAULTS: dict[str, Any] = {
     "DEV_MODE": False,  # True: no key needed, every caller is admin (local trials only; `serve --dev`)
@@ -43,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     engine = Engine(Settings.from_mapping(app.config))
     app.extensions["relais"] = engine
+    app.extensions["relais.answers"] = LRU(ANSWERS_KEPT)  # rendered GET /v1/match answers, by ETag
     if app.config["WARM_DETECTOR"]:
         engine.detector  # fit now, so that no customer waits for it  # noqa: B018
     if app.config["DEV_MODE"]:

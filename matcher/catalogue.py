@@ -16,7 +16,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +64,7 @@ MOMENT_COLUMNS = {
 }
 FLOAT32 = ("similarity", "profile")  # cosine similarities, as the vectors give them
 TAGS = {"influencers": ("topics", "networks"), "content": ("topics", "products")}
+ROWS_KEPT = 4096  # decoded rows of recent results kept in memory (a request reads 20 to 60)
 
 
 class Vocabulary:
@@ -173,6 +175,11 @@ class Table:
     def overlay_count(self) -> int:
         return len(self._overlay_row)
 
+    @property
+    def overlay_keys(self) -> np.ndarray:
+        """Keys whose vectors were written since the base."""
+        return np.fromiter(self._overlay_row.keys(), np.int64, len(self._overlay_row))
+
     def rebase(self, base: VectorIndex) -> None:
         """Vectors now come from ``base``; the overlay is emptied."""
         self.base, self._overlay_row = base, {}
@@ -199,6 +206,8 @@ class Catalogue:
         self.lock = ReadWriteLock()
         self.version = -1  # the store version these arrays reflect
         self._catching_up = threading.Lock()
+        self._rows: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()  # decoded rows, most recent last
+        self._rows_lock = threading.Lock()
         weights = config["lexical"]["column_weights"]
         self.tables = {kind: Table(kind, list(moments), weights[kind], dimension) for kind in KINDS}
         self._changed()
@@ -261,7 +270,7 @@ class Catalogue:
                     table.set(part["keys"], part["values"], part["tags"])
                     table.set_vectors(part["keys"], part["vectors"])
                     table.words.update(part["keys"].tolist(), part["words"])
-                self._changed()
+                self._changed({kind: np.concatenate([part["keys"], part["gone"]]) for kind, part in patch.items()})
                 self.version = version
         return True
 
@@ -276,10 +285,34 @@ class Catalogue:
                 self.tables[kind].rebase(base)
                 self.tables[kind].set_vectors(keys, vectors)
 
-    def _changed(self) -> None:
-        """Forget what was derived from the tables (they just changed)."""
+    def _changed(self, keys: dict[str, np.ndarray] | None = None) -> None:
+        """Forget what was derived from the tables (they just changed), and the rows of ``keys`` (all if None)."""
         self._content_counts: np.ndarray | None = None
         self._visible: dict[str, np.ndarray] = {}
+        with self._rows_lock:
+            if keys is None:
+                self._rows.clear()
+            for kind, changed in (keys or {}).items():
+                for key in changed.tolist():
+                    self._rows.pop((kind, key), None)
+
+    def rows(self, kind: str, keys: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Decoded rows by key (those that exist), from memory when a recent request read them: results repeat."""
+        keys = [int(k) for k in keys]
+        with self._rows_lock:
+            found = {k: self._rows[(kind, k)] for k in keys if (kind, k) in self._rows}
+            for k in found:
+                self._rows.move_to_end((kind, k))
+        missing = [k for k in keys if k not in found]
+        if missing:
+            read = self.store.rows(kind, missing)
+            with self._rows_lock:
+                for k, row in read.items():
+                    self._rows[(kind, k)] = row
+                while len(self._rows) > ROWS_KEPT:
+                    self._rows.popitem(last=False)
+            found.update(read)
+        return found
 
     def copy_empty(self) -> Catalogue:
         """A catalogue of the same store and settings, not loaded."""

@@ -29,6 +29,9 @@ class Settings:
     # nDCG@10 within 0.003 of it on both judgement sets), "onnx", "torch"; empty: the same as ``encoder``.
     query_encoder: str = "onnx-int8"
     cache_dir: Path = PROJECT_DIR / ".cache"  # ONNX exports of the model
+    # From this many vectors of a kind on, its base gets an HNSW graph and text queries search it instead of every
+    # vector (bench/serving.py prints both, and recall@10 against exact).
+    approximate_from: int = 150_000
 
     def __post_init__(self) -> None:
         for name in ("data_dir", "moments_file", "scoring_file", "cache_dir"):  # accept str paths too

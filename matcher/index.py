@@ -23,8 +23,8 @@ import numpy as np
 
 from matcher.errors import IndexMismatchError
 
-# Exact search reads every row: at 384 dimensions, about 1.5 KB per record and query. Beyond this many vectors
-# an HNSW graph answers in a fraction of that time (bench/serving.py prints recall@10 against exact).
+# Exact search reads every row: at 384 dimensions, about 1.5 KB per record and query. From this many vectors on
+# (by default: Settings.approximate_from), an HNSW graph answers in a fraction of that time.
 APPROXIMATE_FROM = 150_000
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80

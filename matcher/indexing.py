@@ -35,8 +35,11 @@ REBASE_AFTER = 32
 
 
 class Indexes:
-    def __init__(self, store: Store, encoder: Encoder, catalogue: Catalogue, data_dir: Path):
+    def __init__(
+        self, store: Store, encoder: Encoder, catalogue: Catalogue, data_dir: Path, approximate_from: int = 150_000
+    ):
         self.store = store
+        self.approximate_from = approximate_from
         self.encoder = encoder
         self.catalogue = catalogue
         self.data_dir = Path(data_dir)
@@ -95,7 +98,8 @@ class Indexes:
             version = self.store.version
             keys = self.store.all_keys(kind)
             vectors = stored_vectors(self.store, kind, keys, self.catalogue.config, self.encoder.dimension)
-        base = VectorIndex.build(keys, vectors, self.encoder.dimension, {**self.expected, "store_version": version})
+        meta = {**self.expected, "store_version": version}
+        base = VectorIndex.build(keys, vectors, self.encoder.dimension, meta, approximate_from=self.approximate_from)
         base.save(self._prefix(kind, version))
         previous = self.store.meta(f"base:{kind}")
         with self.store.transaction() as db:  # a new version with no changed keys: other processes look and switch

@@ -96,8 +96,10 @@ class Ranker:
         target: Target,
     ) -> list[Ranked]:
         """The chosen candidates as results: their rows, and every part with its reason."""
-        rows = self.store.rows("content", found.keys[chosen])
-        authors = self.store.influencer_rows_by_id(r["influencer_id"] for r in rows.values())
+        rows = self.catalogue.rows("content", found.keys[chosen])
+        author_keys = self.catalogue.tables["content"].values["author"][found.keys[chosen]]
+        by_key = self.catalogue.rows("influencers", author_keys[author_keys >= 0])
+        authors = {row["id"]: row for row in by_key.values()}
         out = []
         for i in chosen:
             row = rows.get(int(found.keys[i]))
@@ -159,9 +161,9 @@ class Ranker:
         by_author: dict[int, list[int]],
     ) -> list[Ranked]:
         keys = found.keys[chosen]
-        rows = self.store.rows("influencers", keys)
+        rows = self.catalogue.rows("influencers", keys)
         evidence_at = {int(k): by_author.get(int(k), [])[:3] for k in keys}
-        pieces = self.store.rows("content", [content.keys[i] for at in evidence_at.values() for i in at])
+        pieces = self.catalogue.rows("content", [content.keys[i] for at in evidence_at.values() for i in at])
         publishing = self.catalogue.content_counts()
         out = []
         for i in chosen:
@@ -169,7 +171,7 @@ class Ranker:
             row = rows.get(key)
             if row is None:
                 continue
-            evidence = [(pieces[int(content.keys[j])], float(content.relevance[j])) for j in evidence_at[key]]
+            evidence = [(pieces.get(int(content.keys[j])), float(content.relevance[j])) for j in evidence_at[key]]
             evidence = [(piece, relevance) for piece, relevance in evidence if piece is not None]
             profile = found.relevance[i]
             if evidence:

@@ -57,15 +57,38 @@ class Retriever:
         self.config = config
         self.mode = mode
 
-    def dense(self, kind: str, target: Target) -> np.ndarray:
-        """Similarity of every record to the target, by key: query_weight * query + moment_weight * moment."""
-        to_moment = self.catalogue.tables[kind].values[f"similarity:{target.moment}"]
+    def dense(self, kind: str, target: Target, keys: np.ndarray | None = None) -> np.ndarray:
+        """Similarity to the target, query_weight * query + moment_weight * moment, of every record by key (or of
+        ``keys`` alone)."""
+        table = self.catalogue.tables[kind]
+        to_moment = table.values[f"similarity:{target.moment}"]
         if target.query_vector is None:
-            return to_moment
+            return to_moment if keys is None else to_moment[keys]
+        if keys is not None and self._approximate(kind, target):  # no full pass over the vectors for a few keys
+            to_query = table.vectors(keys) @ target.query_vector
+            return target.query_weight * to_query + target.moment_weight * to_moment[keys]
         if (kind, "dense") not in target.computed:
-            to_query = self.catalogue.tables[kind].similarities(target.query_vector)
+            to_query = table.similarities(target.query_vector)
             target.computed[kind, "dense"] = target.query_weight * to_query + target.moment_weight * to_moment
-        return target.computed[kind, "dense"]
+        return target.computed[kind, "dense"] if keys is None else target.computed[kind, "dense"][keys]
+
+    def nearest(self, kind: str, target: Target, need: int, allowed: np.ndarray) -> np.ndarray:
+        """Keys of the ``need`` allowed records nearest the target: exactly, or through the base's HNSW graph (and
+        exactly among the records written since the base) when it has one."""
+        if not self._approximate(kind, target):
+            return top_k(self.dense(kind, target), need, allowed)
+        table = self.catalogue.tables[kind]
+        direction = target.query_weight * target.query_vector
+        direction = direction + target.moment_weight * self.catalogue.moment_vectors[target.moment].centroid
+        fresh = table.overlay_keys
+        in_base = allowed.copy()
+        in_base[fresh[fresh < len(in_base)]] = False  # their base rows are outdated
+        found = table.base.search(direction.astype(np.float32), need, in_base)
+        candidates = np.unique(np.concatenate([found, fresh[allowed[fresh]]]))
+        return candidates[top_k(self.dense(kind, target, candidates), need)]
+
+    def _approximate(self, kind: str, target: Target) -> bool:
+        return target.query_vector is not None and self.catalogue.tables[kind].base.graph is not None
 
     def words(self, kind: str, target: Target) -> np.ndarray:
         """BM25 of every record for the target's words, by key."""
@@ -86,15 +109,14 @@ class Retriever:
         and the allowed ones of ``include``."""
         use_words = bool(target.tokens) and self.mode != "dense"
         use_dense = self.mode != "lexical" or not use_words
-        dense = self.dense(kind, target)
         words = self.words(kind, target) if use_words else None
         pool = [include[allowed[include]]] if include is not None and len(include) else []
         if use_dense:
-            pool.append(top_k(dense, need, allowed))
+            pool.append(self.nearest(kind, target, need, allowed))
         if use_words:
             pool.append(top_k(words, need, allowed & (words > 0)))
         keys = np.unique(np.concatenate(pool)) if pool else np.zeros(0, np.int64)
-        similarity = dense[keys].astype(np.float64)
+        similarity = self.dense(kind, target, keys).astype(np.float64)
         bm25 = words[keys] if words is not None else np.zeros(len(keys))
         relevance = self._fuse(kind, similarity, bm25, use_dense, use_words)
         order = np.lexsort((keys, -relevance))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from matcher import embedding, lexical
+from matcher.cache import LRU
 from matcher.catalogue import Catalogue
 from matcher.config import Settings
 from matcher.detection import Detection, MomentDetector, fitted_detector, training_examples
@@ -35,6 +37,7 @@ from models.moments import Moment
 from models.records import Content, Influencer
 
 logger = logging.getLogger(__name__)
+RESULTS_KEPT = 256  # answers kept per process (each holds its 10 to 60 rows)
 
 
 @dataclass
@@ -62,10 +65,12 @@ class Engine:
         self.moment_vectors = moment_vectors(self.moments, self.encoder)
         self._embed_query = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.query_encoder))
         self._embed_words = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.encoder))
+        # Whole answers, keyed by the catalogue's version and the day: a widget's moment repeats all day.
+        self._results = LRU(RESULTS_KEPT)
         examples_file, self._low_confidence = detection_settings(settings.moments_file)
         self._training = training_examples(self.moments, examples_file)
         self.catalogue = Catalogue(self.store, self.scoring, self.moments, self.moment_vectors, self.encoder.dimension)
-        self.index = Indexes(self.store, self.encoder, self.catalogue, settings.data_dir)
+        self.index = Indexes(self.store, self.encoder, self.catalogue, settings.data_dir, settings.approximate_from)
         self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
         self.ranker = Ranker(self.store, self.catalogue, self.scoring)
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
@@ -112,11 +117,18 @@ class Engine:
         ranker = self.ranker if retrieval == self.ranker.retriever.mode else self.ranker.with_mode(retrieval)
         # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        request = (today, moment, query, filters, limit, tuple(types), retrieval, query_vector is not None)
         self.index.refresh()
         with self.catalogue.reading():  # one consistent state of the catalogue for the whole request
+            key = (self.catalogue.version, *request)  # the configuration is this engine's for its whole life
+            cached = self._results.get(key)
+            if cached is not None:
+                return cached
             influencers = ranker.rank_influencers(target, chosen, filters, limit) if "influencers" in types else []
             content = ranker.rank_content(target, chosen, filters, limit, today) if "content" in types else []
-        return MatchResult(chosen, query, filters, influencers, content)
+            result = MatchResult(chosen, query, filters, influencers, content)
+            self._results.put(key, result)
+        return result
 
     def match_text(
         self,
@@ -129,8 +141,7 @@ class Engine:
         the words serves both)."""
         detection = self.detect(text)
         result = self.match(detection.moment, text, filters, limit, types, query_vector=self._embed_words(text.strip()))
-        result.detection = detection
-        return result
+        return dataclasses.replace(result, detection=detection)  # the result may be cached: a copy
 
     def detect(self, text: str) -> Detection:
         """The likeliest moment of a customer's words, its probability and each moment's."""

@@ -77,7 +77,12 @@ def match_cached() -> Any:
     }
     if etag in request.if_none_match:
         return "", 304, headers
-    return reply(MatchResponseSchema(), match_dict(_run(params)), headers=headers)
+    cache = current_app.extensions["relais.answers"]
+    body = cache.get(etag)
+    if body is None:  # the same page view, or another page of the same moment: rendered once per state
+        body = current_app.json.dumps(MatchResponseSchema().dump(match_dict(_run(params))))
+        cache.put(etag, body)
+    return current_app.response_class(body, mimetype="application/json"), 200, headers
 
 
 @bp.post("/moments/detect")

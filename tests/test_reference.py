@@ -8,9 +8,19 @@ import pytest
 from matcher.config import PROJECT_DIR
 from matcher.evaluation import load_judgements
 from matcher.service import Engine
+from models.contract import ContentSchema
 from tests import reference
 
 JUDGEMENTS = load_judgements(PROJECT_DIR / "eval" / "homelive.judgements.jsonl")
+NEW_PIECE = {
+    "id": "cnt-cargo",
+    "influencer_id": None,
+    "title": "Vélo cargo électrique : trois mois à Lyon",
+    "text": "Le vélo cargo électrique a remplacé la voiture pour l'école et les courses.",
+    "format": "article",
+    "language": "fr",
+    "published_at": "2026-11-01",
+}
 FILTERED = [
     ("technical_validation", "compatibilité avec ma box", {"language": "fr"}),
     ("desirability", "une caméra discrète dans le salon", {"category": ["affinity", "customer"]}),
@@ -53,3 +63,24 @@ def test_the_explanation_adds_up_to_the_score(engine):
     for r in result.influencers + result.content:
         total = sum(p.weight for p in r.parts.values())
         assert sum(p.contribution for p in r.parts.values()) / total == pytest.approx(r.score, abs=1e-12)
+
+
+def test_an_approximate_index_finds_what_exact_search_finds(homelive_dir, tmp_path, engine):
+    """With an HNSW graph over every base (from 1 vector on), text queries search the graph: on the judged
+    queries, the same results as exact search nearly always, and records written since the base are found."""
+    from matcher.config import Settings
+    from tests.conftest import copy_data_dir
+
+    approximate = Engine(Settings(data_dir=copy_data_dir(homelive_dir, tmp_path / "d"), approximate_from=1))
+    approximate.reindex()
+    assert {t.base.kind for t in approximate.catalogue.tables.values()} == {"hnsw"}
+    overlap = []
+    for j in JUDGEMENTS:
+        exact, found = engine.match(j.moment, j.query), approximate.match(j.moment, j.query)
+        for a, b in ((exact.influencers, found.influencers), (exact.content, found.content)):
+            overlap.append(len({r.row["id"] for r in a} & {r.row["id"] for r in b}) / max(1, len(a)))
+    assert sum(overlap) / len(overlap) > 0.97, sum(overlap) / len(overlap)
+    approximate.put("content", ContentSchema().load(NEW_PIECE))
+    assert approximate.catalogue.tables["content"].overlay_count >= 1
+    hits = approximate.match("desirability", "vélo cargo électrique à Lyon", limit=3, types=["content"]).content
+    assert hits[0].row["id"] == NEW_PIECE["id"]
