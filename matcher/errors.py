@@ -56,6 +56,17 @@ class ForbiddenError(RelaisError):
     code = "forbidden"
 
 
+class TooManyRequestsError(RelaisError):
+    """A key (or an address, without one) over its rate limit."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class NotFoundError(RelaisError):
     """Record not found."""
 

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from api import create_app
+from matcher.errors import ConfigError
 from matcher.keys import create_key
 from routes.guard import JsonFormatter
 
@@ -180,3 +181,20 @@ def test_get_match_validates_its_query_string(app, key, query, field):
     url = f"/v1/match?{'moment=discovery&' if field != 'moment' else ''}{query}"
     response = app.test_client().get(url, headers=headers(key))
     assert response.status_code == 400 and field in json.dumps(response.get_json()["error"]["fields"])
+
+
+def test_a_rate_limit_setting_may_name_one_role(homelive_copy):
+    app = create_app({"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False, "RATE_LIMITS": {"widget": "2 per hour"}})
+    assert app.config["RATE_LIMITS"]["widget"] == "2 per hour"
+    response = app.test_client().get("/health")  # anonymous: the default limit still applies
+    assert response.status_code == 200 and int(response.headers["X-RateLimit-Limit"]) > 2
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"RATE_LIMITS": {"widget": "often"}}, {"RATE_LIMITS": {"robots": "1 per second"}}, {"RATELIMIT_STRATEGY": "x"}],
+)
+def test_a_wrong_rate_limit_setting_stops_the_start(homelive_copy, setting):
+    with pytest.raises(ConfigError) as raised:
+        create_app({"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False, **setting})
+    assert next(iter(setting)) in str(raised.value)

@@ -42,7 +42,10 @@ QUERY = {"moment": "technical_validation", "query": "démontage du détecteur de
 
 @pytest.fixture
 def app(homelive_copy):
-    return create_app({"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False, "DEV_MODE": True})
+    unlimited = dict.fromkeys(("widget", "planner", "admin", "anonymous"), "1000000 per minute")  # readers loop
+    return create_app(
+        {"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False, "DEV_MODE": True, "RATE_LIMITS": unlimited}
+    )
 
 
 @pytest.fixture
@@ -80,6 +83,16 @@ def test_create_is_searchable_at_once_and_create_twice_conflicts(client, app):
 def test_put_creates(client, body, status, outcome):
     response = send(client, "put", "/v1/influencers/inf-zoe", body)
     assert response.status_code == status and response.get_json()["outcome"] == outcome
+
+
+def test_any_json_number_a_record_keeps_is_written_back(client):
+    """A platform's free-form fields keep what they are given: an integer beyond 64 bits is still JSON (a fuzzer
+    found the answer to such a write failing after the write itself had succeeded)."""
+    platform = {**ZOE["platforms"][0], "lifetime_views": 2**70}
+    response = send(client, "put", "/v1/influencers/inf-zoe", {**ZOE, "platforms": [platform]})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["record"]["platforms"][0]["lifetime_views"] == 2**70
+    assert client.get("/v1/influencers/inf-zoe").get_json()["platforms"][0]["lifetime_views"] == 2**70
 
 
 def test_put_twice_is_unchanged_and_an_edit_changes_results(client, app):
@@ -244,7 +257,9 @@ def test_readers_never_see_half_an_import(client, app):
         reader = app.test_client()
         while not done.is_set():
             try:
-                ids = {r["id"] for r in send(reader, "post", "/v1/match", query).get_json()["influencers"]}
+                response = send(reader, "post", "/v1/match", query)
+                assert response.status_code == 200, response.get_json()
+                ids = {r["id"] for r in response.get_json()["influencers"]}
                 seen.append(sum(i.startswith("inf-wombat-") for i in ids))
             except Exception as e:  # noqa: BLE001 (reported below)
                 errors.append(e)
