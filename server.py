@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -42,10 +43,14 @@ class Server(BaseApplication):
 def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     """Serve ``app`` until stopped (SIGTERM or SIGINT: requests under way are finished first)."""
     engine = app.extensions["relais"]
-    engine.store.close()  # no SQLite connection may cross a fork
+    share = max(1, (os.cpu_count() or 1) // workers)  # threads for each worker's encoders and BLAS
+    engine.before_fork(share)
 
     def post_fork(server: Any, worker: Any) -> None:
-        engine.after_fork(max(1, (os.cpu_count() or 1) // workers))
+        # Until gunicorn installs the worker's own handlers, a SIGTERM would reach the master's, inherited, and be
+        # lost: a worker stopped while it starts would then hold the shutdown for the whole graceful timeout.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        engine.after_fork(share)
         threading.Thread(target=_follow, args=(engine,), name="relais-follow", daemon=True).start()
 
     Server(

@@ -44,6 +44,11 @@ class OnnxEncoder:
         self.batch_size = batch_size
         self.batch_tokens = BATCH_TOKENS
 
+    def close(self) -> None:
+        """Let the session go (its threads with it): before a fork, as a forked child could not open a new one
+        while a parent's session had idle threads (measured: it hangs)."""
+        self._session = None
+
     def set_threads(self, threads: int) -> None:
         """A new session running on ``threads`` threads: also what a forked worker needs (threads do not survive a
         fork, and a session's pool would wait for them)."""

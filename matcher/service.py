@@ -66,7 +66,7 @@ class Engine:
         self._embed_query = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.query_encoder))
         self._embed_words = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.encoder))
         # Whole answers, keyed by the catalogue's version and the day: a widget's moment repeats all day.
-        self._results = LRU(RESULTS_KEPT)
+        self.answers = LRU(RESULTS_KEPT)
         examples_file, self._low_confidence = detection_settings(settings.moments_file)
         self._training = training_examples(self.moments, examples_file)
         self.catalogue = Catalogue(self.store, self.scoring, self.moments, self.moment_vectors, self.encoder.dimension)
@@ -121,13 +121,13 @@ class Engine:
         self.index.refresh()
         with self.catalogue.reading():  # one consistent state of the catalogue for the whole request
             key = (self.catalogue.version, *request)  # the configuration is this engine's for its whole life
-            cached = self._results.get(key)
+            cached = self.answers.get(key)
             if cached is not None:
                 return cached
             influencers = ranker.rank_influencers(target, chosen, filters, limit) if "influencers" in types else []
             content = ranker.rank_content(target, chosen, filters, limit, today) if "content" in types else []
             result = MatchResult(chosen, query, filters, influencers, content)
-            self._results.put(key, result)
+            self.answers.put(key, result)
         return result
 
     def match_text(
@@ -236,8 +236,25 @@ class Engine:
                 return kind
         raise NotFoundError(f"No influencer or content with id {record_id!r}.")
 
+    def before_fork(self, threads: int) -> None:
+        """In a process about to fork workers that get ``threads`` threads each: no SQLite connection and no
+        onnxruntime session may cross a fork, and BLAS and OpenMP are limited here, for the workers to inherit
+        (two workers on two cores, each with two BLAS threads, spent a third of their time contending; limiting
+        OpenBLAS in a forked child instead left it deaf to SIGTERM: measured, it never stopped)."""
+        import faiss
+        import threadpoolctl
+
+        self.store.close()
+        for encoder in {id(e): e for e in (self.encoder, self.query_encoder)}.values():
+            close = getattr(encoder, "close", None)
+            if close is not None:
+                close()
+        threadpoolctl.threadpool_limits(threads)
+        faiss.omp_set_num_threads(threads)
+
     def after_fork(self, threads: int) -> None:
-        """In a new worker process: how many threads its encoder may use (the cores divided among workers)."""
+        """In a new worker process: its encoders' sessions, on ``threads`` threads (the cores divided among
+        workers)."""
         for encoder in {id(e): e for e in (self.encoder, self.query_encoder)}.values():
             set_threads = getattr(encoder, "set_threads", None)
             if set_threads is not None:

@@ -25,12 +25,14 @@ class Server:
     """`matcher serve` in a subprocess (gunicorn's master and its workers, a process group of their own), logging
     to a file (a pipe nobody reads would block it)."""
 
-    def __init__(self, data: Path, log: Path, dev: bool = True, env: dict[str, str] | None = None):
+    def __init__(
+        self, data: Path, log: Path, dev: bool = True, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("a")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-        command = [sys.executable, "-m", "matcher", "serve", "--data-dir", str(data), "--port", str(self.port)]
+        command = [sys.executable, "-m", "matcher", "serve", "--data-dir", str(data), "--port", str(self.port), *args]
         self.process = subprocess.Popen(
             command + (["--dev"] if dev else []),
             cwd=PROJECT_DIR,
