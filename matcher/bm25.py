@@ -102,12 +102,10 @@ def _frequencies(
     instances: Instances, weights: Sequence[float]
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """(vocabulary, term ids, keys, column-weighted frequencies): one entry per token and record."""
-    vocabulary: dict[str, int] = {}
-    term_ids = np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in instances.tokens), np.int64)
-    keys = instances.keys
+    term_ids, keys = instances.term_ids, instances.keys
     if not len(keys):
         return [], term_ids, keys, np.zeros(0, np.float64)
     first = np.r_[True, (term_ids[1:] != term_ids[:-1]) | (keys[1:] != keys[:-1])]
     groups = np.cumsum(first) - 1
     weighted = np.asarray(weights, np.float64)[instances.columns] * instances.counts
-    return list(vocabulary), term_ids[first], keys[first], np.bincount(groups, weights=weighted)
+    return instances.vocabulary, term_ids[first], keys[first], np.bincount(groups, weights=weighted)

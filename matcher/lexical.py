@@ -12,9 +12,10 @@ import functools
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -72,31 +73,65 @@ class Tokenizer:
         return tokens
 
     def documents(self, rows: Iterable[tuple[int, str, str, str]]) -> Instances:
-        """The tokens of rows of (key, column 0, column 1, column 2)."""
+        """The tokens of rows of (key, column 0, column 1, column 2), a chunk of rows at a time: an in-memory
+        database never gives back the pages it grew to, so it never holds more than a chunk."""
+        return Instances.read((self._chunk(chunk) for chunk in _chunks(rows, DOCUMENTS_CHUNK)), COLUMN_NUMBERS)
+
+    def _chunk(self, rows: list[tuple[int, str, str, str]]) -> list[tuple[str, int, str, int]]:
         with self._lock:
             self._db.executemany("INSERT INTO t (rowid, c0, c1, c2) VALUES (?, ?, ?, ?)", rows)
             found = self._db.execute(f"{_INSTANCES.format(vocab='v')}").fetchall()
             self._db.execute("DELETE FROM t")
-        return Instances.of(found, {f"c{i}": i for i in range(3)})
+        return found
+
+
+DOCUMENTS_CHUNK = 2_000  # records tokenised at a time
+INSTANCES_CHUNK = 100_000  # token instances read at a time
+COLUMN_NUMBERS = {f"c{i}": i for i in range(3)}
+
+
+def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 @dataclass
 class Instances:
-    """How often each token occurs in each column of each record: one entry per (token, key, column), grouped by
-    token then key."""
+    """How often each token occurs in each column of each record: one entry per (token, key, column), the entries
+    of one token and key adjacent. Tokens as ids into ``vocabulary``: at instagram-kim scale there are millions of
+    entries, and a list of them as tuples of Python objects peaked at 800 MB (it is 32 bytes an entry here)."""
 
-    tokens: list[str]
+    vocabulary: list[str]
+    term_ids: np.ndarray
     keys: np.ndarray
     columns: np.ndarray
     counts: np.ndarray
 
     @classmethod
     def of(cls, rows: list[tuple[str, int, str, int]], columns: dict[str, int]) -> Instances:
-        if not rows:
-            return cls([], np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-        tokens, keys, names, counts = zip(*rows, strict=True)
-        index = np.array([columns[n] for n in names], np.int64)
-        return cls(list(tokens), np.array(keys, np.int64), index, np.array(counts, np.int64))
+        return cls.read([rows], columns)
+
+    @classmethod
+    def read(cls, batches: Iterable[list[tuple[str, int, str, int]]], columns: dict[str, int]) -> Instances:
+        """From batches of (token, key, column name, count) rows, each batch turned into arrays as it comes."""
+        vocabulary: dict[str, int] = {}
+        parts = []
+        for rows in batches:
+            if not rows:
+                continue
+            tokens, keys, names, counts = zip(*rows, strict=True)
+            term_ids = np.fromiter((vocabulary.setdefault(t, len(vocabulary)) for t in tokens), np.int64, len(rows))
+            index = np.fromiter((columns[n] for n in names), np.int64, len(rows))
+            parts.append((term_ids, np.array(keys, np.int64), index, np.array(counts, np.int64)))
+        if not parts:
+            return cls([], *(np.zeros(0, np.int64) for _ in range(4)))
+        return cls(list(vocabulary), *(np.concatenate(arrays) for arrays in zip(*parts, strict=True)))
 
 
 # What fts5vocab's 'instance' table says, one row per (token, record, column); ordered, so that entries of one
@@ -110,8 +145,9 @@ def indexed_documents(db: sqlite_utils.Database, kind: str) -> Instances:
     """The tokens of every record, read from the FTS index itself."""
     vocab = f"temp.{kind}_fts_instances"
     db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {vocab} USING fts5vocab(main, {kind}_fts, instance)")
-    rows = db.execute(_INSTANCES.format(vocab=vocab)).fetchall()
-    return Instances.of(rows, {name: i for i, name in enumerate(COLUMNS[kind])})
+    cursor = db.execute(_INSTANCES.format(vocab=vocab))
+    batches = iter(lambda: cursor.fetchmany(INSTANCES_CHUNK), [])
+    return Instances.read(batches, {name: i for i, name in enumerate(COLUMNS[kind])})
 
 
 def search(

@@ -102,3 +102,27 @@ def test_filters_still_hold_with_lexical_candidates(engine, influencers):
         assert not hidden & (
             {r.row["id"] for r in result.influencers} | {r.row["influencer_id"] for r in result.content}
         )
+
+
+def test_tokens_read_a_chunk_at_a_time_are_the_tokens_read_at_once(engine, monkeypatch):
+    """The tokenizer and the FTS index both give their token instances in chunks (memory): chunk boundaries,
+    which cut through one token's entries, must change nothing in the BM25 built from them."""
+    from matcher.bm25 import BM25
+
+    store = engine.store
+    weights = (1.0, 2.0, 3.0)
+    for kind in ("influencers", "content"):
+        keys = np.array(sorted(store.rows(kind, store.all_keys(kind))), np.int64)
+        whole = BM25.build(weights, keys, lexical.TOKENIZER_.documents(store.fts_text(kind, keys)))
+        indexed = BM25.build(weights, keys, lexical.indexed_documents(store.db, kind))
+        monkeypatch.setattr(lexical, "DOCUMENTS_CHUNK", 7)
+        monkeypatch.setattr(lexical, "INSTANCES_CHUNK", 13)
+        chunked = BM25.build(weights, keys, lexical.TOKENIZER_.documents(store.fts_text(kind, keys)))
+        indexed_chunked = BM25.build(weights, keys, lexical.indexed_documents(store.db, kind))
+        monkeypatch.undo()
+        for text in ("homelive", "caméra et box", "sécurité de la maison, capteurs"):
+            query = list(lexical.query_tokens(text))
+            expected = whole.scores(query, len(keys))
+            assert expected.any()
+            for other in (indexed, chunked, indexed_chunked):
+                np.testing.assert_allclose(other.scores(query, len(keys)), expected, rtol=1e-12)
