@@ -125,6 +125,10 @@ def _guard() -> Response | None:
     return None
 
 
+OUTAGE_LOG_EVERY_S = 60.0
+_outage_logged = -OUTAGE_LOG_EVERY_S
+
+
 def _count() -> None:
     """One more request for this key (or address): 429 with Retry-After once over its limit."""
     item = _item(_rate_limit())
@@ -134,7 +138,10 @@ def _count() -> None:
         allowed = limiter.hit(item, who)
         reset, remaining = limiter.get_window_stats(item, who)
     except Exception:  # noqa: BLE001 (a counters outage must not take the API down with it: logged, let through)
-        logging.getLogger("relais.api").exception("rate-limit counters unavailable; request let through")
+        global _outage_logged  # noqa: PLW0603
+        if time.monotonic() - _outage_logged > OUTAGE_LOG_EVERY_S:  # once a minute, not once a request
+            _outage_logged = time.monotonic()
+            logging.getLogger("relais.api").exception("rate-limit counters unavailable; requests let through")
         return
     g.rate = (item.amount, remaining, int(reset))
     if not allowed:

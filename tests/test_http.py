@@ -198,3 +198,24 @@ def test_a_wrong_rate_limit_setting_stops_the_start(homelive_copy, setting):
     with pytest.raises(ConfigError) as raised:
         create_app({"DATA_DIR": str(homelive_copy), "WARM_DETECTOR": False, **setting})
     assert next(iter(setting)) in str(raised.value)
+
+
+def test_unreachable_counters_let_requests_through_and_say_so(homelive_copy, caplog, monkeypatch):
+    """A rate-limit store that is down must not take the API down with it."""
+    from routes import guard
+    from tests.test_server import free_port
+
+    monkeypatch.setattr(guard, "_outage_logged", -guard.OUTAGE_LOG_EVERY_S)  # as in a process that never logged it
+
+    app = create_app(
+        {
+            "DATA_DIR": str(homelive_copy),
+            "WARM_DETECTOR": False,
+            "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{free_port()}",  # nothing listens there
+        }
+    )
+    key = create_key(app.extensions["relais"].store, "admin")[1]
+    with caplog.at_level(logging.ERROR, logger="relais.api"):
+        response = app.test_client().post("/v1/match", data=json.dumps(MATCH), headers=headers(key))
+    assert response.status_code == 200 and "X-RateLimit-Remaining" not in response.headers
+    assert any("rate-limit counters unavailable" in r.getMessage() for r in caplog.records)
