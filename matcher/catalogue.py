@@ -206,6 +206,7 @@ class Catalogue:
         self.lock = ReadWriteLock()
         self.version = -1  # the store version these arrays reflect
         self._catching_up = threading.Lock()
+        self._local_write = threading.Event()  # this process's writer has committed, or is about to
         self._rows: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()  # decoded rows, most recent last
         self._rows_lock = threading.Lock()
         weights = config["lexical"]["column_weights"]
@@ -250,28 +251,50 @@ class Catalogue:
             {kind: t.count for kind, t in self.tables.items()},
         )
 
-    def catch_up(self) -> bool:
-        """Apply the writes committed since ``version`` (by any process); True if there were any."""
+    def catch_up(self, wait: bool = True) -> bool:
+        """Apply the writes committed since ``version`` (by any process); True if there were any.
+
+        ``wait=False`` (a request): when another thread is applying them already, or this process's writer has
+        committed and is about to, answer from the state there is rather than apply or wait. A search that came
+        first otherwise applied a whole import itself (measured: 462 ms of a 484 ms search)."""
         if self.store.version == self.version:
             return False
-        with self._catching_up:
-            with self.store.snapshot():
-                version = self.store.version
-                if version == self.version:
-                    return False
-                changed, complete = self.store.changes_since(self.version, version)
-                if not complete:
-                    raise IndexMismatchError(f"the change log no longer reaches back to version {self.version}")
-                patch = {k: self._part(k, np.array(sorted(v), np.int64)) for k, v in changed.items()}
-            with self.lock.writing():
-                for kind, part in patch.items():
-                    table = self.tables[kind]
-                    table.remove(part["gone"])
-                    table.set(part["keys"], part["values"], part["tags"])
-                    table.set_vectors(part["keys"], part["vectors"])
-                    table.words.update(part["keys"].tolist(), part["words"])
-                self._changed({kind: np.concatenate([part["keys"], part["gone"]]) for kind, part in patch.items()})
-                self.version = version
+        if not wait and self._local_write.is_set():
+            return False
+        if not self._catching_up.acquire(blocking=wait):
+            return False
+        try:
+            return self._apply_changes()
+        finally:
+            self._catching_up.release()
+
+    @contextmanager
+    def local_write(self) -> Iterator[None]:
+        """Around a write of this process, from before its commit until it is applied here (``catch_up``)."""
+        self._local_write.set()
+        try:
+            yield
+        finally:
+            self._local_write.clear()
+
+    def _apply_changes(self) -> bool:
+        with self.store.snapshot():
+            version = self.store.version
+            if version == self.version:
+                return False
+            changed, complete = self.store.changes_since(self.version, version)
+            if not complete:
+                raise IndexMismatchError(f"the change log no longer reaches back to version {self.version}")
+            patch = {k: self._part(k, np.array(sorted(v), np.int64)) for k, v in changed.items()}
+        with self.lock.writing():
+            for kind, part in patch.items():
+                table = self.tables[kind]
+                table.remove(part["gone"])
+                table.set(part["keys"], part["values"], part["tags"])
+                table.set_vectors(part["keys"], part["vectors"])
+                table.words.update(part["keys"].tolist(), part["words"])
+            self._changed({kind: np.concatenate([part["keys"], part["gone"]]) for kind, part in patch.items()})
+            self.version = version
         return True
 
     def rebase(self, kind: str, base: VectorIndex) -> None:

@@ -122,10 +122,11 @@ class Indexes:
 
     # -- following writes -----------------------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Catch up with every write committed since the catalogue's version, by this process or another."""
+    def refresh(self, wait: bool = True) -> None:
+        """Catch up with every write committed since the catalogue's version, by this process or another
+        (``wait=False``, a request's: unless another thread of this process is already on it)."""
         try:
-            changed = self.catalogue.catch_up()
+            changed = self.catalogue.catch_up(wait)
         except IndexMismatchError as e:  # this process fell further behind than the change log reaches
             logger.warning("reloading the catalogue: %s", e)
             self.open()

@@ -118,7 +118,7 @@ class Engine:
         # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         request = (today, moment, query, filters, limit, tuple(types), retrieval, query_vector is not None)
-        self.index.refresh()
+        self.index.refresh(wait=False)
         with self.catalogue.reading():  # one consistent state of the catalogue for the whole request
             key = (self.catalogue.version, *request)  # the configuration is this engine's for its whole life
             cached = self.answers.get(key)
@@ -263,7 +263,7 @@ class Engine:
     def state_tag(self) -> str:
         """Changes whenever an answer may: data written, configuration or model changed, or a new day
         (freshness counts days). What HTTP caches key on."""
-        self.index.refresh()
+        self.index.refresh(wait=False)
         today = datetime.now(UTC).date().isoformat()
         return f"{self.catalogue.version}.{self.fingerprint}.{today}"
 

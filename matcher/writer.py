@@ -68,10 +68,13 @@ class Writer:
     def delete(self, kind: str, record_id: str) -> Deleted:
         """Delete a record (an influencer with all their content) from the store and the indexes at once."""
         with self._one_writer:
-            deleted = self.store.delete(kind, record_id)
-            if deleted is None:
-                raise NotFoundError(f"No {'influencer' if kind == 'influencers' else 'content'} with id {record_id!r}.")
-            self.indexes.after_write()
+            with self.indexes.catalogue.local_write():
+                deleted = self.store.delete(kind, record_id)
+                if deleted is None:
+                    raise NotFoundError(
+                        f"No {'influencer' if kind == 'influencers' else 'content'} with id {record_id!r}."
+                    )
+                self.indexes.after_write()
         return deleted
 
     # -- the steps of a write -------------------------------------------------------------------
@@ -82,9 +85,10 @@ class Writer:
         hashes = {row["id"]: row["text_hash"] for row in rows}
         stale = self.store.embedding_needed(kind, hashes, self.encoder.name)
         vectors = self._encode(kind, [(i, texts[i]) for i in stale], hashes, progress)
-        written, version = self.store.upsert(kind, rows, vectors, self.encoder.name)
-        if version is not None:
-            self.indexes.after_write()
+        with self.indexes.catalogue.local_write():  # searches meanwhile answer from the state before it
+            written, version = self.store.upsert(kind, rows, vectors, self.encoder.name)
+            if version is not None:
+                self.indexes.after_write()
         return written
 
     def _encode(

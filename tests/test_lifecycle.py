@@ -312,6 +312,22 @@ def test_writes_from_another_process_are_seen(homelive_copy, influencers):
     assert someone not in {r.row["id"] for r in engine.match("technical_validation", limit=100).influencers}
 
 
+def test_a_search_during_this_process_write_neither_applies_it_nor_waits(homelive_copy, influencers):
+    """This process's writer applies its own write once committed: a search meanwhile answers from the state
+    before it (a search that came first used to apply a whole import itself), and sees it once it is applied."""
+    engine = Engine(Settings(data_dir=homelive_copy))
+    someone = next(i for i, r in influencers.items() if not r.get("opted_out") and r["category"] == "partner")
+
+    def found() -> bool:
+        return someone in {r.row["id"] for r in engine.match("technical_validation", limit=100).influencers}
+
+    assert found()
+    with engine.catalogue.local_write():  # as the writer holds it between its commit and applying it
+        assert CliRunner().invoke(main, ["delete", "--data-dir", str(homelive_copy), someone]).exit_code == 0
+        assert found()  # not applied by the search, and the search did not wait for it
+    assert not found()  # applied at the next request once no write of this process is under way
+
+
 def test_check_command_reports_and_fails(homelive_copy):
     ok = CliRunner().invoke(main, ["check", "--data-dir", str(homelive_copy)])
     assert ok.exit_code == 0 and "OK: the saved vectors agree" in ok.output
