@@ -12,10 +12,9 @@ import functools
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -72,12 +71,13 @@ class Tokenizer:
             self._db.execute("DELETE FROM t")
         return tokens
 
-    def documents(self, rows: Iterable[tuple[int, str, str, str]]) -> Instances:
+    def documents(self, rows: Sequence[tuple[int, str, str, str]]) -> Instances:
         """The tokens of rows of (key, column 0, column 1, column 2), a chunk of rows at a time: an in-memory
         database never gives back the pages it grew to, so it never holds more than a chunk."""
-        return Instances.read((self._chunk(chunk) for chunk in _chunks(rows, DOCUMENTS_CHUNK)), COLUMN_NUMBERS)
+        chunks = (rows[start : start + DOCUMENTS_CHUNK] for start in range(0, len(rows), DOCUMENTS_CHUNK))
+        return Instances.read((self._chunk(chunk) for chunk in chunks), COLUMN_NUMBERS)
 
-    def _chunk(self, rows: list[tuple[int, str, str, str]]) -> list[tuple[str, int, str, int]]:
+    def _chunk(self, rows: Sequence[tuple[int, str, str, str]]) -> list[tuple[str, int, str, int]]:
         with self._lock:
             self._db.executemany("INSERT INTO t (rowid, c0, c1, c2) VALUES (?, ?, ?, ?)", rows)
             found = self._db.execute(f"{_INSTANCES.format(vocab='v')}").fetchall()
@@ -88,17 +88,6 @@ class Tokenizer:
 DOCUMENTS_CHUNK = 2_000  # records tokenised at a time
 INSTANCES_CHUNK = 100_000  # token instances read at a time
 COLUMN_NUMBERS = {f"c{i}": i for i in range(3)}
-
-
-def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 @dataclass

@@ -245,7 +245,7 @@ class Engine:
         import threadpoolctl
 
         self.store.close()
-        for encoder in {id(e): e for e in (self.encoder, self.query_encoder)}.values():
+        for encoder in self._encoders():
             close = getattr(encoder, "close", None)
             if close is not None:
                 close()
@@ -255,10 +255,14 @@ class Engine:
     def after_fork(self, threads: int) -> None:
         """In a new worker process: its encoders' sessions, on ``threads`` threads (the cores divided among
         workers)."""
-        for encoder in {id(e): e for e in (self.encoder, self.query_encoder)}.values():
+        for encoder in self._encoders():
             set_threads = getattr(encoder, "set_threads", None)
             if set_threads is not None:
                 set_threads(threads)
+
+    def _encoders(self) -> list[Encoder]:
+        """The records' and the queries' encoders, once each when they are the same one."""
+        return list({id(e): e for e in (self.encoder, self.query_encoder)}.values())
 
     def state_tag(self) -> str:
         """Changes whenever an answer may: data written, configuration or model changed, or a new day
