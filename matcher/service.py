@@ -259,6 +259,9 @@ class Engine:
             set_threads = getattr(encoder, "set_threads", None)
             if set_threads is not None:
                 set_threads(threads)
+        warm = getattr(self.query_encoder, "open", None)
+        if warm is not None:
+            warm()  # the first text query should not pay for a session; the records' one opens on a write
 
     def _encoders(self) -> list[Encoder]:
         """The records' and the queries' encoders, once each when they are the same one."""
