@@ -103,6 +103,72 @@ MIGRATIONS = [
     );
     CREATE INDEX changes_version ON changes(version);
     """,
+    """
+    -- The loop (matcher/events.py, matcher/activations.py). None of it bumps meta.version: the records' answers
+    -- change with what is learned and with fatigue through their own versions, not through the change log.
+    CREATE TABLE served (
+        request_id TEXT PRIMARY KEY,                -- the X-Request-ID of the match that showed these items
+        at REAL NOT NULL,                           -- seconds since the epoch, UTC
+        moment TEXT NOT NULL,
+        key_id TEXT,                                -- the caller's key (NULL in dev mode or without one)
+        policy TEXT NOT NULL,                       -- 'static', or 'explore' when lower slots were sampled
+        items TEXT NOT NULL                         -- JSON [[kind, id, rank, propensity], ...], rank from 1
+    );
+    CREATE INDEX served_at ON served(at);
+    CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,                  -- chosen by the client: a repeat is ignored
+        type TEXT NOT NULL,                         -- impression, click, conversion, dismiss
+        request_id TEXT,                            -- the match that served the item
+        kind TEXT NOT NULL,                         -- 'content' or 'influencers'
+        item_id TEXT NOT NULL,
+        rank INTEGER,                               -- 1 = first slot
+        moment TEXT,
+        at REAL NOT NULL,                           -- when it happened (client's clock), seconds since the epoch
+        received_at REAL NOT NULL,
+        key_id TEXT,                                -- who sent it (the key, never the body's word)
+        origin TEXT,
+        source TEXT NOT NULL DEFAULT 'api',         -- 'api', or 'import' (matcher events import)
+        value REAL                                  -- a conversion's value, when there is one
+    );
+    CREATE INDEX events_request ON events(request_id);
+    CREATE INDEX events_at ON events(at);
+    CREATE TABLE campaigns (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        products TEXT NOT NULL DEFAULT '[]',        -- JSON list
+        brief TEXT NOT NULL DEFAULT '',
+        starts_on TEXT,                             -- ISO dates
+        ends_on TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE activations (
+        id TEXT PRIMARY KEY,
+        campaign_id TEXT REFERENCES campaigns(id) ON DELETE RESTRICT,
+        influencer_id TEXT NOT NULL,                -- no foreign key: an activation outlives a deleted record
+        moment TEXT,
+        type TEXT NOT NULL,                         -- event, interview, visit, product_test, press, sponsored_post
+        status TEXT NOT NULL,                       -- proposed, sent, accepted, declined, published
+        starts_on TEXT,                             -- ISO dates of the activation itself
+        ends_on TEXT,
+        sent_at TEXT,                               -- ISO timestamps of each status reached
+        responded_at TEXT,
+        published_at TEXT,
+        publications TEXT NOT NULL DEFAULT '[]',    -- JSON list of content ids it produced
+        notes TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX activations_influencer ON activations(influencer_id);
+    CREATE INDEX activations_campaign ON activations(campaign_id);
+    CREATE TABLE contact_holds (
+        influencer_id TEXT PRIMARY KEY,             -- "do not contact before": set by the person or a planner
+        until TEXT NOT NULL,                        -- ISO date
+        reason TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL
+    );
+    INSERT INTO meta (name, value) VALUES ('planning_version', '0');  -- bumped by activation and hold writes
+    """,
 ]
 # Change-log rows older than this many versions behind the newest are pruned (see ``prune_changes``): a process
 # further behind than that reloads everything instead of catching up.
