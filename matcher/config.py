@@ -21,6 +21,7 @@ class Settings:
     model: str = DEFAULT_MODEL
     moments_file: Path = PACKAGE_DIR / "data" / "moments.json"
     scoring_file: Path = PACKAGE_DIR / "data" / "scoring.json"
+    fatigue_file: Path = PACKAGE_DIR / "data" / "fatigue.json"  # caps on activations per category and window
     batch_size: int = 32
     # What encodes records (imports) and moments: "onnx" (an fp32 ONNX export run by onnxruntime: the same vectors
     # as "torch", sentence-transformers on PyTorch, in less time) or "torch".
@@ -34,7 +35,7 @@ class Settings:
     approximate_from: int = 150_000
 
     def __post_init__(self) -> None:
-        for name in ("data_dir", "moments_file", "scoring_file", "cache_dir"):  # accept str paths too
+        for name in ("data_dir", "moments_file", "scoring_file", "fatigue_file", "cache_dir"):  # accept str paths too
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
 
     @property

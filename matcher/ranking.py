@@ -1,8 +1,9 @@
 """From a target (query and moment) to ranked influencers and content.
 
 candidates (``retrieval``, under the filters' mask) -> every score part as arrays over the candidates, from the
-catalogue's per-record values (``scoring``) -> diversity -> explanations, for the page only: rows are read from the
-store for what is returned, and nothing else.
+catalogue's per-record values (``scoring``) and the loop's (learned engagement, fatigue) -> diversity (and, when
+exploring, Thompson sampling of the lower slots) -> explanations, for the page only: rows are read from the store
+for what is returned, and nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 from matcher import scoring
 from matcher.catalogue import Catalogue
 from matcher.filters import Filters
+from matcher.learning import explore
+from matcher.loop import Loop
 from matcher.retrieval import Candidates, Retriever, Target
 from matcher.scoring import Part
 from matcher.store import Store
@@ -31,6 +34,7 @@ class Ranked:
     parts: dict[str, Part]
     author: dict[str, Any] | None = None
     evidence: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    propensity: float = 1.0  # the probability that this result was shown in its slot (below 1 when exploring)
 
     @property
     def explanation(self) -> str:
@@ -39,16 +43,34 @@ class Ranked:
         return "; ".join(f"{name.replace('_', ' ')} {p.value:.2f} ({p.reason})" for name, p in ordered) + "."
 
 
+@dataclass(frozen=True)
+class Policy:
+    """How a request uses what the loop learned: ``learned`` False scores every item's engagement as neutral (the
+    static ranking); ``explore`` samples the slots after the first ``engagement.explore.fixed_slots``."""
+
+    learned: bool = True
+    explore: bool = False
+    rng: np.random.Generator | None = field(default=None, compare=False)
+
+    @property
+    def name(self) -> str:
+        return "explore" if self.explore else "learned" if self.learned else "static"
+
+
+LEARNED = Policy()
+
+
 class Ranker:
-    def __init__(self, store: Store, catalogue: Catalogue, config: dict[str, Any], mode: str = "hybrid"):
+    def __init__(self, store: Store, catalogue: Catalogue, config: dict[str, Any], loop: Loop, mode: str = "hybrid"):
         self.store = store
         self.catalogue = catalogue
         self.config = config
+        self.loop = loop
         self.retriever = Retriever(catalogue, config, mode)
 
     def with_mode(self, mode: str) -> Ranker:
         """The same catalogue, retrieving with ``mode`` ('hybrid', 'dense' or 'lexical')."""
-        return Ranker(self.store, self.catalogue, self.config, mode)
+        return Ranker(self.store, self.catalogue, self.config, self.loop, mode)
 
     def pool_size(self, limit: int) -> int:
         candidates = self.config["candidates"]
@@ -56,17 +78,56 @@ class Ranker:
 
     # -- content --------------------------------------------------------------------------------
 
-    def rank_content(self, target: Target, moment: Moment, filters: Filters, limit: int, now: float) -> list[Ranked]:
+    def rank_content(
+        self, target: Target, moment: Moment, filters: Filters, limit: int, now: float, policy: Policy = LEARNED
+    ) -> list[Ranked]:
         """``now``: seconds since the epoch that freshness counts from."""
         allowed = self.catalogue.visible("content") & filters.content_mask(self.catalogue)
         found = self.retriever.candidates("content", target, self.pool_size(limit), allowed)
         values = self._content_values(found, moment, now)
+        values["engagement"] = self._engagement("content", moment, found.keys, policy)
         weights = scoring.weights_for(self.config, moment, "content")
         scores = scoring.weighted_mean(values, weights)
-        order = np.lexsort((found.keys, -scores))
-        authors = self.catalogue.tables["content"].values["author"][found.keys]
-        chosen = diversify(order.tolist(), authors.tolist(), self.config["diversity"]["max_per_influencer"], limit)
-        return self._content_results(found, chosen, values, scores, weights, moment, target)
+        authors = self.catalogue.tables["content"].values["author"][found.keys].tolist()
+        most = self.config["diversity"]["max_per_influencer"]
+
+        def choose(order: list[int]) -> list[int]:
+            return diversify(order, authors, most, limit)
+
+        chosen, propensity = self._order(found, scores, values, weights, "content", moment, policy, choose)
+        out = self._content_results(found, chosen, values, scores, weights, moment, target, policy)
+        return _with_propensities(out, chosen, propensity, found)
+
+    def _why_engaging(self, kind: str, moment: Moment, key: int, policy: Policy) -> str:
+        if not policy.learned:
+            return "static ranking: what customers did is not used"
+        return self.loop.engagement.reason(kind, moment.name, key)
+
+    def _engagement(self, kind: str, moment: Moment, keys: np.ndarray, policy: Policy) -> np.ndarray:
+        if not policy.learned:
+            return np.full(len(keys), 0.5)
+        return self.loop.engagement.values(kind, moment.name, keys)
+
+    def _order(
+        self,
+        found: Candidates,
+        scores: np.ndarray,
+        values: dict[str, np.ndarray],
+        weights: dict[str, float],
+        kind: str,
+        moment: Moment,
+        policy: Policy,
+        choose: Any,
+    ) -> tuple[list[int], list[float]]:
+        """The positions shown, best first, and the probability of each in its slot."""
+        if not policy.explore or not weights.get("engagement") or len(found.keys) == 0:
+            chosen = choose(np.lexsort((found.keys, -scores)).tolist())
+            return chosen, [1.0] * len(chosen)
+        settings = self.loop.config["explore"]
+        rng = policy.rng or np.random.default_rng()
+        samples = self.loop.engagement.samples(kind, moment.name, found.keys, settings["draws"], rng)
+        share = weights["engagement"] / sum(weights[name] for name in values)
+        return explore(scores, values["engagement"], samples, share, choose, settings["fixed_slots"], found.keys)
 
     def _content_values(self, found: Candidates, moment: Moment, now: float) -> dict[str, np.ndarray]:
         """Every part's value for each candidate, in the order the parts are shown."""
@@ -94,6 +155,7 @@ class Ranker:
         weights: dict[str, float],
         moment: Moment,
         target: Target,
+        policy: Policy,
     ) -> list[Ranked]:
         """The chosen candidates as results: their rows, and every part with its reason."""
         rows = self.catalogue.rows("content", found.keys[chosen])
@@ -114,13 +176,16 @@ class Ranker:
                 "influence": scoring.content_influence(self.config, row, author).reason,
                 "freshness": f"published {row['published_at'][:10]}",
                 "tonality": "sentiment unknown" if row["sentiment"] is None else f"sentiment {row['sentiment']:+.1f}",
+                "engagement": self._why_engaging("content", moment, row["key"], policy),
             }
             out.append(Ranked(row, float(scores[i]), _parts(values, weights, reasons, i), author=author))
         return out
 
     # -- influencers ----------------------------------------------------------------------------
 
-    def rank_influencers(self, target: Target, moment: Moment, filters: Filters, limit: int) -> list[Ranked]:
+    def rank_influencers(
+        self, target: Target, moment: Moment, filters: Filters, limit: int, policy: Policy = LEARNED
+    ) -> list[Ranked]:
         content = self.retriever.candidates(
             "content", target, self.config["candidates"]["content_for_influencers"], self.catalogue.visible("content")
         )
@@ -142,11 +207,18 @@ class Ranker:
             "relevance": profile_weight * found.relevance + (1 - profile_weight) * best,
             "moment_fit": table.values[f"fit:{moment.name}"][found.keys],
             "influence": table.values["influence"][found.keys],
+            "engagement": self._engagement("influencers", moment, found.keys, policy),
+            "fatigue": self.loop.fatigue.value(found.keys),
         }
         weights = scoring.weights_for(self.config, moment, "influencer")
         scores = scoring.weighted_mean(values, weights)
-        chosen = np.lexsort((found.keys, -scores))[:limit].tolist()
-        return self._influencer_results(found, chosen, values, scores, weights, moment, target, content, by_author)
+        chosen, propensity = self._order(
+            found, scores, values, weights, "influencers", moment, policy, lambda order: order[:limit]
+        )
+        out = self._influencer_results(
+            found, chosen, values, scores, weights, moment, target, content, by_author, policy
+        )
+        return _with_propensities(out, chosen, propensity, found)
 
     def _influencer_results(
         self,
@@ -159,6 +231,7 @@ class Ranker:
         target: Target,
         content: Candidates,
         by_author: dict[int, list[int]],
+        policy: Policy,
     ) -> list[Ranked]:
         keys = found.keys[chosen]
         rows = self.catalogue.rows("influencers", keys)
@@ -184,6 +257,8 @@ class Ranker:
                 "relevance": f"profile {profile:.2f} ({_why_relevant(found, i, target)}), {why}",
                 "moment_fit": self._fit(row, moment, key).reason,
                 "influence": scoring.influencer_influence(self.config, row).reason,
+                "engagement": self._why_engaging("influencers", moment, key, policy),
+                "fatigue": self.loop.fatigue.reason(key),
             }
             out.append(Ranked(row, float(scores[i]), _parts(values, weights, reasons, i), evidence=evidence))
         return out
@@ -212,6 +287,16 @@ def diversify(order: list[int], authors: list[int], max_per_author: int, limit: 
         if len(chosen) == limit:
             return chosen
     return chosen + held[: limit - len(chosen)]
+
+
+def _with_propensities(
+    results: list[Ranked], chosen: list[int], propensity: list[float], found: Candidates
+) -> list[Ranked]:
+    """Each result with the probability it had of its slot (results skip rows deleted meanwhile)."""
+    by_key = {int(found.keys[i]): p for i, p in zip(chosen, propensity, strict=True)}
+    for r in results:
+        r.propensity = by_key.get(int(r.row["key"]), 1.0)
+    return results
 
 
 def _parts(

@@ -18,8 +18,9 @@ def match_dict(result: MatchResult) -> dict[str, Any]:
         "detection": None if result.detection is None else detection_dict(result.detection),
         "query": result.query,
         "filters": result.filters.as_dict(),
-        "influencers": [influencer_result(r) for r in result.influencers],
-        "content": [content_result(r) for r in result.content],
+        "influencers": [influencer_result(r, rank) for rank, r in enumerate(result.influencers, start=1)],
+        "content": [content_result(r, rank) for rank, r in enumerate(result.content, start=1)],
+        "policy": result.policy,
     }
 
 
@@ -42,7 +43,7 @@ def detection_dict(detection: Detection, language: str | None = None) -> dict[st
     }
 
 
-def influencer_result(r: Ranked) -> dict[str, Any]:
+def influencer_result(r: Ranked, rank: int) -> dict[str, Any]:
     row = r.row
     return {
         "id": row["id"],
@@ -55,7 +56,7 @@ def influencer_result(r: Ranked) -> dict[str, Any]:
         "platforms": row["platforms"],
         "followers": row["followers"],
         "engagement_rate": row["engagement_rate"],
-        **_scored(r),
+        **_scored(r, rank),
         "evidence": [
             {
                 "id": c["id"],
@@ -69,7 +70,7 @@ def influencer_result(r: Ranked) -> dict[str, Any]:
     }
 
 
-def content_result(r: Ranked) -> dict[str, Any]:
+def content_result(r: Ranked, rank: int) -> dict[str, Any]:
     row, author = r.row, r.author
     return {
         "id": row["id"],
@@ -92,7 +93,7 @@ def content_result(r: Ranked) -> dict[str, Any]:
             "category": author["category"],
             "followers": author["followers"],
         },
-        **_scored(r),
+        **_scored(r, rank),
     }
 
 
@@ -109,8 +110,10 @@ def content_record(found: dict[str, Any]) -> dict[str, Any]:
     return {**ContentSchema().dump(found["record"]), "network": found["network"], "influencer": summary}
 
 
-def _scored(r: Ranked) -> dict[str, Any]:
+def _scored(r: Ranked, rank: int) -> dict[str, Any]:
     return {
+        "rank": rank,
+        "propensity": round(r.propensity, 4),
         "score": round(r.score, 4),
         "score_parts": {
             name: {

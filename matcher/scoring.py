@@ -50,6 +50,14 @@ REQUIRED = (
     "lexical.dense_weight",
     "lexical.rrf_k",
     "lexical.column_weights",
+    "engagement.examination",
+    "engagement.examination_beyond",
+    "engagement.prior_views",
+    "engagement.prior_ctr",
+    "engagement.half_life_days",
+    "engagement.settle_seconds",
+    "engagement.explore.fixed_slots",
+    "engagement.explore.draws",
 )
 
 

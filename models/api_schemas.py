@@ -83,6 +83,13 @@ class MatchRequestSchema(Schema):
         validate=validate.Length(min=1, max=len(RESULT_TYPES)),
         metadata={"description": "Which lists to return."},
     )
+    explore = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Let rarely shown items try the lower slots (Thompson sampling over what customers did); "
+            "each result then says the probability it had of its slot. Answers are then not cacheable."
+        },
+    )
 
     @validates_schema
     def _moment_or_text(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -110,6 +117,7 @@ class MatchQuerySchema(Schema):
     products = fields.String(validate=validate.Length(max=2000))
     min_followers = fields.Integer(validate=validate.Range(min=0, max=10**12))
     max_followers = fields.Integer(validate=validate.Range(min=0, max=10**12))
+    explore = fields.Boolean(metadata={"description": "As in POST /v1/match; the answer is then not cacheable."})
 
     LISTS = ("category", "network", "language", "topics", "products")
 
@@ -126,6 +134,8 @@ class MatchQuerySchema(Schema):
             body["limit"] = args["limit"]
         if "types" in args:
             body["types"] = [t.strip() for t in args["types"].split(",") if t.strip()]
+        if "explore" in args:
+            body["explore"] = args["explore"]
         return body
 
 
@@ -180,6 +190,8 @@ class InfluencerResultSchema(Schema):
     platforms = fields.List(fields.Dict())
     followers = fields.Integer()
     engagement_rate = fields.Float(allow_none=True)
+    rank = fields.Integer(required=True, metadata={"description": "Its slot, 1 = first: what events send back."})
+    propensity = fields.Float(required=True, metadata={"description": "The probability it had of this slot."})
     score = fields.Float(required=True)
     score_parts = score_parts()
     explanation = fields.String(required=True)
@@ -207,6 +219,8 @@ class ContentResultSchema(Schema):
     sentiment = fields.Float(allow_none=True)
     engagement = fields.Dict(allow_none=True)
     influencer = fields.Nested(AuthorSummarySchema, allow_none=True)
+    rank = fields.Integer(required=True, metadata={"description": "Its slot, 1 = first: what events send back."})
+    propensity = fields.Float(required=True, metadata={"description": "The probability it had of this slot."})
     score = fields.Float(required=True)
     score_parts = score_parts()
     explanation = fields.String(required=True)
@@ -228,6 +242,9 @@ class MatchResponseSchema(Schema):
     filters = fields.Dict()
     influencers = fields.List(fields.Nested(InfluencerResultSchema), required=True)
     content = fields.List(fields.Nested(ContentResultSchema), required=True)
+    policy = fields.String(
+        required=True, metadata={"description": "learned, or explore; events refer to it by the X-Request-ID header."}
+    )
 
 
 class MomentOutSchema(Schema):

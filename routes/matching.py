@@ -6,7 +6,9 @@ import hashlib
 import json
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
+
+from matcher.ranking import LEARNED, Policy
 
 from matcher.render import detection_dict, match_dict
 from models.api_schemas import (
@@ -78,6 +80,8 @@ def match_cached() -> Any:
         found = params, json.dumps(params, sort_keys=True, default=str)
         parsed.put(request.query_string, found)
     params, canonical = found
+    if params["explore"]:  # a new draw each time: nothing to cache
+        return jsonify(match_dict(_run(params))), 200, {"Cache-Control": "no-store"}
     etag = hashlib.sha256(f"{engine().state_tag()} {canonical}".encode()).hexdigest()[:32]
     headers = {
         "Cache-Control": f"public, max-age={current_app.config['CACHE_MAX_AGE']}",
@@ -87,11 +91,14 @@ def match_cached() -> Any:
     if etag in request.if_none_match:
         return "", 304, headers
     cache = current_app.extensions["relais.answers"]
-    body = cache.get(etag)
-    if body is None:  # the same page view, or another page of the same moment: rendered once per state
-        body = current_app.json.dumps(match_dict(_run(params)))  # as in POST: the schema's shape already
-        cache.put(etag, body)
-    return current_app.response_class(body, mimetype="application/json"), 200, headers
+    found = cache.get(etag)
+    if found is None:  # the same page view, or another page of the same moment: rendered once per state
+        result = _run(params)
+        found = current_app.json.dumps(match_dict(result)), result.moment.name, result.shown()  # the schema's shape
+        cache.put(etag, found)
+    else:  # this request showed them too: its events will name its own request id
+        engine().note_served(g.request_id, found[1], _caller(), "learned", found[2])
+    return current_app.response_class(found[0], mimetype="application/json"), 200, headers
 
 
 @bp.post("/moments/detect")
@@ -132,7 +139,17 @@ def moments() -> Any:
 
 
 def _run(params: dict[str, Any]) -> Any:
+    serving = {
+        "policy": Policy(explore=True) if params["explore"] else LEARNED,
+        "request_id": g.request_id,
+        "caller": _caller(),
+    }
     if params["moment"] is None:
-        return engine().match_text(params["text"], params["filters"], params["limit"], params["types"])
+        return engine().match_text(params["text"], params["filters"], params["limit"], params["types"], **serving)
     query = params["text"] if params["text"] is not None else params["query"]
-    return engine().match(params["moment"], query, params["filters"], params["limit"], params["types"])
+    return engine().match(params["moment"], query, params["filters"], params["limit"], params["types"], **serving)
+
+
+def _caller() -> str | None:
+    key = g.get("api_key")
+    return None if key is None else key.key_id

@@ -12,6 +12,9 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+import json
+from datetime import date
+
 import numpy as np
 
 from matcher import embedding, lexical, scoring
@@ -146,6 +149,7 @@ def _rank_content(engine, data, target, moment, filters, limit) -> list[tuple[st
             "influence": scoring.content_influence(config, row, author).value,
             "freshness": scoring.freshness(config, (today - row["published_ts"]) / 86400),
             "tonality": scoring.tonality(row["sentiment"]),
+            "engagement": _engagement(engine, "content", moment, row["id"]),
         }
         scored.append((scoring.weighted_mean(parts, weights), key, row))
     scored.sort(key=lambda s: (-s[0], s[1]))
@@ -197,10 +201,78 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
             "relevance": profile_weight * profile + (1 - profile_weight) * best,
             "moment_fit": _influencer_fit(engine, data, moment, row).value,
             "influence": scoring.influencer_influence(config, row).value,
+            "engagement": _engagement(engine, "influencers", moment, row["id"]),
+            "fatigue": _fatigue(engine, row),
         }
         scored.append((scoring.weighted_mean(parts, weights), key, row["id"]))
     scored.sort(key=lambda s: (-s[0], s[1]))
     return [(record_id, score) for score, _, record_id in scored[:limit]]
+
+
+# -- what the loop adds, from the events and activations tables, one row at a time ------------------------
+
+
+def _engagement(engine: Engine, kind: str, moment: str, item_id: str) -> float:
+    """Clicks over examination-weighted views of the item at the moment, each event decayed from the newest one
+    learned, shrunk towards the moment's mean: rate / (rate + mean)."""
+    config = engine.scoring["engagement"]
+    learned = []  # (type, item, rank, at) of every event the loop may learn from, at this moment and kind
+    for kind_of_event, event_kind, item, rank, event_moment, at, source, items, served_moment in engine.store.db.execute(
+        "SELECT e.type, e.kind, e.item_id, e.rank, e.moment, e.at, e.source, s.items, s.moment"
+        " FROM events e LEFT JOIN served s ON s.request_id = e.request_id"
+    ):
+        if kind_of_event not in ("impression", "click"):
+            continue
+        if items is not None:
+            slots = {(k, i): r for k, i, r, _ in json.loads(items)}
+            rank, event_moment = slots.get((event_kind, item)), served_moment
+        elif source != "import":
+            continue
+        if rank is not None and event_moment in engine.moments:
+            learned.append((kind_of_event, event_kind, event_moment, item, rank, at))
+    clock = max((e[5] for e in learned), default=0.0)
+    half_life = config["half_life_days"] * 86400
+    clicks = views = all_clicks = all_views = 0.0
+    for kind_of_event, event_kind, event_moment, item, rank, at in learned:
+        if event_kind != kind or event_moment != moment or item not in _ids(engine, kind):
+            continue
+        weight = 0.5 ** ((clock - at) / half_life)
+        examined = config["examination"][rank - 1] if rank <= len(config["examination"]) else config["examination_beyond"]
+        is_click = kind_of_event == "click"
+        all_clicks, all_views = all_clicks + weight * is_click, all_views + weight * examined * (not is_click)
+        if item == item_id:
+            clicks, views = clicks + weight * is_click, views + weight * examined * (not is_click)
+    prior_views = config["prior_views"]
+    mean = config["prior_ctr"]
+    if all_views or all_clicks:
+        mean = (all_clicks + prior_views * config["prior_ctr"]) / (all_views + prior_views)
+    rate = (clicks + prior_views * mean) / (views + prior_views)
+    return rate / (rate + mean)
+
+
+def _ids(engine: Engine, kind: str) -> set[str]:
+    return {r[0] for r in engine.store.db.execute(f"SELECT id FROM {kind}")}
+
+
+def _fatigue(engine: Engine, row: dict[str, Any]) -> float:
+    """The fullest window of the person's category: 1 - activations sent in it / its cap; 0 while on hold."""
+    rules = engine.loop.fatigue.rules
+    today = datetime.now(UTC).date()
+    hold = engine.store.db.execute("SELECT until FROM contact_holds WHERE influencer_id = ?", [row["id"]]).fetchone()
+    if hold and hold[0] > today.isoformat():
+        return 0.0
+    sent = [
+        date.fromisoformat(day[:10])
+        for status, day in engine.store.db.execute(
+            "SELECT status, coalesce(sent_at, created_at) FROM activations WHERE influencer_id = ?", [row["id"]]
+        )
+        if status in rules["counted_statuses"]
+    ]
+    value = 1.0
+    for window in rules["categories"].get(row["category"], rules["default"]):
+        count = sum(1 for d in sent if 0 <= (today - d).days < window["days"])
+        value = min(value, max(0.0, 1 - count / window["max"]))
+    return value
 
 
 # -- filters, on decoded rows ---------------------------------------------------------------------------

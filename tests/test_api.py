@@ -38,7 +38,7 @@ def test_match_returns_ranked_explained_results(client):
     assert body["moment"] == "technical_validation" and len(body["influencers"]) == len(body["content"]) == 3
     first = body["influencers"][0]
     assert list(first)[:2] == ["id", "name"]
-    assert {"relevance", "moment_fit", "influence"} == set(first["score_parts"])
+    assert {"relevance", "moment_fit", "influence", "engagement", "fatigue"} == set(first["score_parts"])
     assert first["explanation"] and first["evidence"]
     scores = [r["score"] for r in body["content"]]
     assert scores == sorted(scores, reverse=True)

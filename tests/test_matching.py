@@ -134,8 +134,10 @@ def test_every_result_explains_its_score(engine):
         assert item.score == pytest.approx(sum(p.contribution for p in item.parts.values()) / weights)
         assert all(0 <= p.value <= 1 and p.reason for p in item.parts.values())
         assert item.explanation.startswith(max(item.parts, key=lambda n: item.parts[n].contribution).replace("_", " "))
-    assert {"relevance", "moment_fit", "influence"} == set(result.influencers[0].parts)
-    assert {"relevance", "moment_fit", "quality", "influence", "freshness", "tonality"} == set(result.content[0].parts)
+    assert {"relevance", "moment_fit", "influence", "engagement", "fatigue"} == set(result.influencers[0].parts)
+    assert {"relevance", "moment_fit", "quality", "influence", "freshness", "tonality", "engagement"} == set(
+        result.content[0].parts
+    )
 
 
 def test_in_depth_formats_outweigh_short_ones(engine):
