@@ -1,4 +1,5 @@
-"""The verbs that the API and the CLI share: match, detect, read, import, put, delete, reindex, check."""
+"""The verbs that the API and the CLI share: match, detect, read, import, put, delete, reindex, check; and the
+loop's: events in, what was served, learning."""
 
 from __future__ import annotations
 
@@ -16,17 +17,21 @@ from typing import Any
 import numpy as np
 
 from matcher import embedding, lexical
+from matcher.activations import Planning
 from matcher.cache import LRU
 from matcher.catalogue import Catalogue
 from matcher.config import Settings
 from matcher.detection import Detection, MomentDetector, fitted_detector, training_examples
 from matcher.embedding import Encoder
+from matcher.events import Shown
+from matcher.fatigue import load_rules
 from matcher.errors import InvalidRequestError, NotFoundError
 from matcher.filters import Filters
 from matcher.indexing import Indexes, Progress
 from matcher.loader import FileReport, detect_kind, read_csv_records, read_records
 from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
-from matcher.ranking import Ranked, Ranker
+from matcher.loop import Loop
+from matcher.ranking import LEARNED, Policy, Ranked, Ranker
 from matcher.retrieval import Target
 from matcher.rows import content_from_row, influencer_from_row
 from matcher.scoring import load_scoring
@@ -48,6 +53,15 @@ class MatchResult:
     influencers: list[Ranked]
     content: list[Ranked]
     detection: Detection | None = None  # set when the moment was detected from a customer's words
+    policy: str = "learned"  # 'static', 'learned', or 'explore' (lower slots sampled: see each result's propensity)
+
+    def shown(self) -> list[Shown]:
+        """What this answer shows, slot by slot: what the served log keeps."""
+        return [
+            Shown(kind, r.row["id"], rank, r.propensity)
+            for kind, results in (("influencers", self.influencers), ("content", self.content))
+            for rank, r in enumerate(results, start=1)
+        ]
 
 
 class Engine:
@@ -72,9 +86,13 @@ class Engine:
         self.catalogue = Catalogue(self.store, self.scoring, self.moments, self.moment_vectors, self.encoder.dimension)
         self.index = Indexes(self.store, self.encoder, self.catalogue, settings.data_dir, settings.approximate_from)
         self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
-        self.ranker = Ranker(self.store, self.catalogue, self.scoring)
+        self.loop = Loop(self.store, self.catalogue, self.scoring, load_rules(settings.fatigue_file), self.moments)
+        self.loop.sync()
+        self.ranker = Ranker(self.store, self.catalogue, self.scoring, self.loop)
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
+        self.planning = Planning(self.store, set(self.moments))
         self.fingerprint = _fingerprint(settings, f"{self.encoder.name} {self.query_encoder.name}")
+        self.served_log = True  # note what every match shows (``matcher.events``): off for offline evaluation
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -88,11 +106,16 @@ class Engine:
         retrieval: str = "hybrid",
         *,
         query_vector: np.ndarray | None = None,
+        policy: Policy = LEARNED,
+        request_id: str | None = None,
+        caller: str | None = None,
     ) -> MatchResult:
         """Ranked influencers and content for a moment, a query (optional) and filters.
 
         ``retrieval`` is 'hybrid' (dense and lexical, fused), 'dense' or 'lexical' (for evaluation);
-        ``query_vector``: the query's embedding when the caller has one (a chatbot's words, detected first).
+        ``query_vector``: the query's embedding when the caller has one (a chatbot's words, detected first);
+        ``policy``: static, learned (the default) or exploring; ``request_id``: note what was shown under this id
+        (with ``caller``, the key), for the events that will refer to it.
         """
         chosen = get_moment(self.moments, moment)
         if not isinstance(filters, Filters):
@@ -117,18 +140,28 @@ class Engine:
         ranker = self.ranker if retrieval == self.ranker.retriever.mode else self.ranker.with_mode(retrieval)
         # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-        request = (today, moment, query, filters, limit, tuple(types), retrieval, query_vector is not None)
+        request = (today, moment, query, filters, limit, tuple(types), retrieval, query_vector is not None, policy)
         self.index.refresh(wait=False)
+        self.loop.ensure_running()
+        if "influencers" in types:
+            self.loop.fatigue.refresh()  # a planner's activation counts at once in the process that wrote it
         with self.catalogue.reading():  # one consistent state of the catalogue for the whole request
-            key = (self.catalogue.version, *request)  # the configuration is this engine's for its whole life
-            cached = self.answers.get(key)
-            if cached is not None:
-                return cached
-            influencers = ranker.rank_influencers(target, chosen, filters, limit) if "influencers" in types else []
-            content = ranker.rank_content(target, chosen, filters, limit, today) if "content" in types else []
-            result = MatchResult(chosen, query, filters, influencers, content)
-            self.answers.put(key, result)
+            key = (self.catalogue.version, self.loop.version, *request)  # configuration: this engine's, for life
+            result = None if policy.explore else self.answers.get(key)  # exploring: a new draw every time
+            if result is None:
+                influencers = ranker.rank_influencers(target, chosen, filters, limit, policy) if "influencers" in types else []
+                content = ranker.rank_content(target, chosen, filters, limit, today, policy) if "content" in types else []
+                result = MatchResult(chosen, query, filters, influencers, content, policy=policy.name)
+                if not policy.explore:
+                    self.answers.put(key, result)
+        if request_id is not None:
+            self.note_served(request_id, result.moment.name, caller, result.policy, result.shown())
         return result
+
+    def note_served(self, request_id: str, moment: str, caller: str | None, policy: str, shown: list[Shown]) -> None:
+        """Keep what a request showed (written in the background): what its events will be joined to."""
+        if self.served_log:
+            self.loop.events.served(request_id, moment, caller, policy, shown)
 
     def match_text(
         self,
@@ -136,11 +169,13 @@ class Engine:
         filters: Filters | dict[str, Any] | None = None,
         limit: int = 10,
         types: Sequence[str] = RESULT_TYPES,
+        **serving: Any,
     ) -> MatchResult:
         """For a chatbot: detect the moment of a customer's words, then match them as the query (one embedding of
-        the words serves both)."""
+        the words serves both). ``serving``: as ``match`` takes them (policy, request_id, caller)."""
         detection = self.detect(text)
-        result = self.match(detection.moment, text, filters, limit, types, query_vector=self._embed_words(text.strip()))
+        vector = self._embed_words(text.strip())
+        result = self.match(detection.moment, text, filters, limit, types, query_vector=vector, **serving)
         return dataclasses.replace(result, detection=detection)  # the result may be cached: a copy
 
     def detect(self, text: str) -> Detection:
@@ -176,6 +211,27 @@ class Engine:
             raise NotFoundError(f"No content with id {content_id!r}.")
         return {"record": content_from_row(row), "network": row["network"], "author": author}
 
+    # -- the loop -------------------------------------------------------------------------------
+
+    def record_events(
+        self, events: Sequence[dict[str, Any]], *, key_id: str | None = None, origin: str | None = None
+    ) -> dict[str, int]:
+        """Store a batch of customer events (validated by ``EventSchema``), once each: learned from within
+        seconds."""
+        return self.loop.events.record(events, key_id=key_id, origin=origin)
+
+    def import_events(self, path: Path) -> dict[str, Any]:
+        """Events from a JSON Lines or CSV file (by its .csv name), every line reported; then learned from."""
+        with Path(path).open(encoding="utf-8", errors="replace", newline="") as f:
+            report = self.loop.events.import_lines(f, csv_format=Path(path).suffix.lower() == ".csv")
+        self.loop.sync()
+        return report
+
+    def learn(self) -> dict[str, Any]:
+        """Write what was served and learn from every stored event now (the background does it every second)."""
+        self.loop.sync()
+        return self.loop.engagement.stats()
+
     def health(self) -> dict[str, Any]:
         return {
             "status": "ok",
@@ -187,6 +243,7 @@ class Engine:
             "store_version": self.store.version,
             "index_version": self.catalogue.version,
             "moments": sorted(self.moments),
+            "learning": self.loop.engagement.stats(),
         }
 
     # -- writing records ------------------------------------------------------------------------
@@ -244,6 +301,7 @@ class Engine:
         import faiss
         import threadpoolctl
 
+        self.loop.stop()  # no thread may hold a lock across the fork
         self.store.close()
         for encoder in self._encoders():
             close = getattr(encoder, "close", None)
@@ -272,7 +330,8 @@ class Engine:
         (freshness counts days). What HTTP caches key on."""
         self.index.refresh(wait=False)
         today = datetime.now(UTC).date().isoformat()
-        return f"{self.catalogue.version}.{self.fingerprint}.{today}"
+        learned, (planning, _) = self.loop.version
+        return f"{self.catalogue.version}.{learned}.{planning}.{self.fingerprint}.{today}"
 
     # -- keeping the indexes right --------------------------------------------------------------
 
@@ -295,7 +354,7 @@ def _encode_one(encoder: Encoder, text: str) -> np.ndarray:
 def _fingerprint(settings: Settings, model: str) -> str:
     """A short hash of what shapes every answer besides the data: the moments and scoring files, the model."""
     digest = hashlib.sha256(model.encode())
-    for path in (settings.moments_file, settings.scoring_file):
+    for path in (settings.moments_file, settings.scoring_file, settings.fatigue_file):
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:12]
 
