@@ -5,9 +5,10 @@ brand's settings) and clicks an examined item with its own probability at the mo
 slot r counts as ``examination[r]`` of a view, and γ is estimated as clicks over weighted views, shrunk towards the
 moment's mean μ by ``prior_views`` views of prior:
 
-    γ = (clicks + prior_views · μ) / (weighted views + prior_views)      engagement = γ / (γ + μ)
+    γ = (clicks + prior_views · μ) / (weighted views + prior_views)      engagement = γᵏ / (γᵏ + μᵏ)
 
-An item without history is at μ, so its engagement is 0.5: neither buried nor promoted. Counts decay with
+An item without history is at μ, so its engagement is 0.5: neither buried nor promoted; k (``sharpness``) spreads
+the values (k = 2: twice the moment's click rate is 0.8, half of it 0.2). Counts decay with
 ``half_life_days`` (by the events' own times), so the ranking follows customers when their preferences change.
 
 Exploration (Thompson sampling) draws γ from each candidate's Beta posterior instead of taking its mean, for the
@@ -160,7 +161,11 @@ class Engagement:
         clicks, views, mean = self._posterior(kind, moment, keys)
         prior_views = self.config["prior_views"]
         rate = (clicks + prior_views * mean) / (views + prior_views)
-        return rate / (rate + mean)
+        return self._scaled(rate, mean)
+
+    def _scaled(self, rate: np.ndarray, mean: float) -> np.ndarray:
+        k = self.config["sharpness"]
+        return rate**k / (rate**k + mean**k)
 
     def samples(self, kind: str, moment: str, keys: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
         """``draws`` × len(keys) engagement values drawn from each key's Beta posterior (Thompson sampling)."""
@@ -169,7 +174,7 @@ class Engagement:
         alpha = clicks + prior_views * mean
         beta = np.maximum(views - clicks, 0.0) + prior_views * (1 - mean)
         rate = rng.beta(alpha, beta, size=(draws, len(keys)))
-        return rate / (rate + mean)
+        return self._scaled(rate, mean)
 
     def reason(self, kind: str, moment: str, key: int) -> str:
         clicks, views, mean = self._posterior(kind, moment, np.array([key]))

@@ -51,6 +51,7 @@ class Policy:
     learned: bool = True
     explore: bool = False
     rng: np.random.Generator | None = field(default=None, compare=False)
+    fixed_slots: int | None = None  # slots kept as ranked when exploring; None: the scoring file's
 
     @property
     def name(self) -> str:
@@ -86,7 +87,7 @@ class Ranker:
         found = self.retriever.candidates("content", target, self.pool_size(limit), allowed)
         values = self._content_values(found, moment, now)
         values["engagement"] = self._engagement("content", moment, found.keys, policy)
-        weights = scoring.weights_for(self.config, moment, "content")
+        weights = scoring.weights_for(self.config, moment, "content", target.query is not None)
         scores = scoring.weighted_mean(values, weights)
         authors = self.catalogue.tables["content"].values["author"][found.keys].tolist()
         most = self.config["diversity"]["max_per_influencer"]
@@ -127,7 +128,8 @@ class Ranker:
         rng = policy.rng or np.random.default_rng()
         samples = self.loop.engagement.samples(kind, moment.name, found.keys, settings["draws"], rng)
         share = weights["engagement"] / sum(weights[name] for name in values)
-        return explore(scores, values["engagement"], samples, share, choose, settings["fixed_slots"], found.keys)
+        fixed = settings["fixed_slots"] if policy.fixed_slots is None else policy.fixed_slots
+        return explore(scores, values["engagement"], samples, share, choose, fixed, found.keys)
 
     def _content_values(self, found: Candidates, moment: Moment, now: float) -> dict[str, np.ndarray]:
         """Every part's value for each candidate, in the order the parts are shown."""
@@ -210,7 +212,7 @@ class Ranker:
             "engagement": self._engagement("influencers", moment, found.keys, policy),
             "fatigue": self.loop.fatigue.value(found.keys),
         }
-        weights = scoring.weights_for(self.config, moment, "influencer")
+        weights = scoring.weights_for(self.config, moment, "influencer", target.query is not None)
         scores = scoring.weighted_mean(values, weights)
         chosen, propensity = self._order(
             found, scores, values, weights, "influencers", moment, policy, lambda order: order[:limit]

@@ -54,7 +54,9 @@ REQUIRED = (
     "engagement.examination_beyond",
     "engagement.prior_views",
     "engagement.prior_ctr",
+    "engagement.sharpness",
     "engagement.half_life_days",
+    "engagement.with_query",
     "engagement.settle_seconds",
     "engagement.explore.fixed_slots",
     "engagement.explore.draws",
@@ -102,9 +104,13 @@ def weighted_mean(values: dict[str, Any], weights: dict[str, float]) -> Any:
     return score / total if total else 0.0 * score
 
 
-def weights_for(config: dict[str, Any], moment: Moment, kind: str) -> dict[str, float]:
-    """Score weights for ``kind`` ('influencer' or 'content'), with the moment's overrides."""
-    return {**config["weights"][kind], **moment.weights.get(kind, {})}
+def weights_for(config: dict[str, Any], moment: Moment, kind: str, query: bool = False) -> dict[str, float]:
+    """Score weights for ``kind`` ('influencer' or 'content'), with the moment's overrides. With a ``query``, what
+    customers did at the moment weighs less (``engagement.with_query``): it was learned per moment, not per query."""
+    weights = {**config["weights"][kind], **moment.weights.get(kind, {})}
+    if query and "engagement" in weights:
+        weights["engagement"] *= config["engagement"]["with_query"]
+    return weights
 
 
 # -- the parts ------------------------------------------------------------------------------------

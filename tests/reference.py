@@ -135,7 +135,7 @@ def _rank_content(engine, data, target, moment, filters, limit) -> list[tuple[st
     }
     need = max(config["candidates"]["minimum"], config["candidates"]["per_result"] * limit)
     relevance = _candidates(engine, data, "content", target, need, accepted)
-    weights = scoring.weights_for(config, chosen, "content")
+    weights = scoring.weights_for(config, chosen, "content", target["query"] is not None)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     scored = []
     for key, rel in relevance.items():
@@ -188,7 +188,7 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
     for row in data.rows["content"].values():
         if row["influencer_id"]:
             published[row["influencer_id"]] += 1
-    weights = scoring.weights_for(config, chosen, "influencer")
+    weights = scoring.weights_for(config, chosen, "influencer", target["query"] is not None)
     profile_weight = config["relevance"]["influencer_profile_weight"]
     scored = []
     for key, profile in relevance.items():
@@ -247,7 +247,8 @@ def _engagement(engine: Engine, kind: str, moment: str, item_id: str) -> float:
     if all_views or all_clicks:
         mean = (all_clicks + prior_views * config["prior_ctr"]) / (all_views + prior_views)
     rate = (clicks + prior_views * mean) / (views + prior_views)
-    return rate / (rate + mean)
+    k = config["sharpness"]
+    return rate**k / (rate**k + mean**k)
 
 
 def _ids(engine: Engine, kind: str) -> set[str]:
