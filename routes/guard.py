@@ -189,7 +189,7 @@ def _preflight() -> Response:
         response.headers.update(
             {
                 "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+                "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE",
                 "Access-Control-Allow-Headers": CORS_HEADERS,
                 "Access-Control-Max-Age": "600",
             }
