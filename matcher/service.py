@@ -218,6 +218,7 @@ class Engine:
     ) -> dict[str, int]:
         """Store a batch of customer events (validated by ``EventSchema``), once each: learned from within
         seconds."""
+        self.loop.ensure_running()
         return self.loop.events.record(events, key_id=key_id, origin=origin)
 
     def import_events(self, path: Path) -> dict[str, Any]:
@@ -232,7 +233,16 @@ class Engine:
         self.loop.sync()
         return self.loop.engagement.stats()
 
+    def kpis(
+        self, filters: dict[str, Any], group_by: Sequence[str], voices: str = "activated", themes: int = 10
+    ) -> dict[str, Any]:
+        """The brand team's KPIs (``matcher.kpis``): activations, share of voice, tonality, customers, spread."""
+        from matcher.kpis import kpis
+
+        return kpis(self.store, self.scoring, filters, group_by, voices, themes)
+
     def health(self) -> dict[str, Any]:
+        self.loop.ensure_running()
         return {
             "status": "ok",
             "model": self.encoder.name,
@@ -317,6 +327,7 @@ class Engine:
             set_threads = getattr(encoder, "set_threads", None)
             if set_threads is not None:
                 set_threads(threads)
+        self.loop.ensure_running()  # every worker learns, whether or not it serves a match
         warm = getattr(self.query_encoder, "open", None)
         if warm is not None:
             warm()  # the first text query should not pay for a session; the records' one opens on a write

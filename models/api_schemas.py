@@ -271,6 +271,11 @@ class HealthSchema(Schema):
     store_version = fields.Integer()
     index_version = fields.Integer(allow_none=True)
     moments = fields.List(fields.String())
+    learning = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "This process's learning: catch-ups that learned something, events learned from."},
+    )
 
 
 class InfluencerRecordSchema(InfluencerSchema):
