@@ -266,18 +266,18 @@ class Planning:
     def set_hold(self, influencer_id: str, until: date | str, reason: str = "") -> dict[str, Any]:
         """Do not contact this influencer before ``until`` (replaces the hold they had)."""
         fields = _load(HOLD, {"until": _iso_day(until), "reason": reason})
+        with self._writing() as db:
+            if not _exists(db, "influencers", influencer_id):
+                raise NotFoundError(f"No influencer {influencer_id!r}.")
+            db["contact_holds"].insert(
+                {"influencer_id": influencer_id, **fields, "updated_at": now_iso()}, pk="influencer_id", replace=True
+            )
         if fields["until"] <= _today():
             logger.warning(
                 "The hold on %s ends on %s, which is not after today: it has no effect. Send a later date to hold "
                 "them, or DELETE the hold.",
                 influencer_id,
                 fields["until"],
-            )
-        with self._writing() as db:
-            if not _exists(db, "influencers", influencer_id):
-                raise NotFoundError(f"No influencer {influencer_id!r}.")
-            db["contact_holds"].insert(
-                {"influencer_id": influencer_id, **fields, "updated_at": now_iso()}, pk="influencer_id", replace=True
             )
         return self.get_hold(influencer_id)
 

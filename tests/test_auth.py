@@ -12,6 +12,7 @@ from matcher.keys import create_key, revoke_key
 SITE = "https://www.example.com"
 PERSON = {"name": "Zoé", "category": "affinity", "platforms": [{"network": "youtube", "followers": 10}]}
 PIECE = {"influencer_id": None, "title": "Un titre", "format": "tweet", "published_at": "2026-01-01"}
+ACTIVATION = {"influencer_id": "inf-julien-domotique", "type": "event"}
 
 # (method, path, body) and who may: "anyone" = any key, "readers" = planner or admin, "admin", "public" = no key
 ROUTES = [
@@ -28,6 +29,22 @@ ROUTES = [
     ("put", "/v1/content/cnt-put-{role}", PIECE, "admin"),
     ("delete", "/v1/content/cnt-put-admin", None, "admin"),
     ("post", "/v1/import?kind=influencers", json.dumps({**PERSON, "id": "inf-imported"}), "admin"),
+    ("post", "/v1/campaigns", {"id": "cmp-auth-{role}", "name": "Rentrée"}, "readers"),
+    ("get", "/v1/campaigns", None, "readers"),
+    ("get", "/v1/campaigns/cmp-auth-{role}", None, "readers"),
+    ("put", "/v1/campaigns/cmp-auth-{role}", {"name": "Rentrée 2026"}, "readers"),
+    ("post", "/v1/activations", {**ACTIVATION, "id": "act-auth-{role}", "campaign_id": "cmp-auth-{role}"}, "readers"),
+    ("get", "/v1/activations?campaign=cmp-auth-{role}", None, "readers"),
+    ("get", "/v1/activations/act-auth-{role}", None, "readers"),
+    ("patch", "/v1/activations/act-auth-{role}", {"status": "sent"}, "readers"),
+    ("put", "/v1/activations/act-auth-{role}", {**ACTIVATION, "type": "press"}, "readers"),
+    ("delete", "/v1/activations/act-auth-{role}", None, "readers"),
+    ("delete", "/v1/campaigns/cmp-auth-{role}", None, "readers"),
+    ("put", "/v1/influencers/inf-julien-domotique/hold", {"until": "2027-03-01"}, "readers"),
+    ("get", "/v1/influencers/inf-julien-domotique/hold", None, "readers"),
+    ("delete", "/v1/influencers/inf-julien-domotique/hold", None, "readers"),
+    ("post", "/v1/events", {"events": [{"event_id": "auth-{role}", "type": "impression", "item_id": "cnt-orange-01",
+                                        "rank": 1}]}, "anyone"),
     ("get", "/health", None, "public"),
     ("get", "/openapi.json", None, "public"),
     ("get", "/docs", None, "public"),
