@@ -83,8 +83,13 @@ def ingest(served: Served, bodies: list[bytes], clients: int) -> dict[str, Any]:
         t.join()
     elapsed = time.perf_counter() - started
     events = sum(len(json.loads(b)["events"]) for b in bodies)
-    return {"events": events, "seconds": elapsed, "events_per_s": events / elapsed, "batch": ms(latencies),
-            "errors": len(errors)}
+    return {
+        "events": events,
+        "seconds": elapsed,
+        "events_per_s": events / elapsed,
+        "batch": ms(latencies),
+        "errors": len(errors),
+    }
 
 
 def learned_everywhere(served: Served, times: int) -> dict[str, Any]:
@@ -95,8 +100,15 @@ def learned_everywhere(served: Served, times: int) -> dict[str, Any]:
         request_id = f"bench-learn-{n}"
         page = "/v1/match?moment=desirability&types=content&products=homelive&limit=3"
         shown = _get(served, page, {"X-Request-ID": request_id})["content"]
-        events = [{"event_id": f"{request_id}-c", "type": "click", "request_id": request_id,
-                   "item_id": shown[0]["id"], "rank": 1}]
+        events = [
+            {
+                "event_id": f"{request_id}-c",
+                "type": "click",
+                "request_id": request_id,
+                "item_id": shown[0]["id"],
+                "rank": 1,
+            }
+        ]
         assert served.send("POST", "/v1/events", {"events": events}) == 200
         answered = time.perf_counter()
         while True:
@@ -160,8 +172,12 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows = [
-        ("events stored per second, batches of 500", f"{run['events_per_s']:.0f}", ">= 2000",
-         "yes" if run["events_per_s"] >= 2000 else "NO"),
+        (
+            "events stored per second, batches of 500",
+            f"{run['events_per_s']:.0f}",
+            ">= 2000",
+            "yes" if run["events_per_s"] >= 2000 else "NO",
+        ),
         ("  batch latency p50 / p99", f"{run['batch']['p50']:.0f} / {run['batch']['p99']:.0f} ms", "", "-"),
         ("  errors", str(run["errors"]), "0", "yes" if run["errors"] == 0 else "NO"),
         ("click learned by every worker p50 / max", f"{visible['p50']:.0f} / {visible['max']:.0f} ms", "seconds", "-"),

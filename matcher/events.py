@@ -59,14 +59,23 @@ class EventLog:
 
         The sender is the key that sent them (``key_id``, ``origin``), never what a body says. Returns how many were
         stored and how many were repeats of stored ones."""
-        unknown = {i: {"moment": [f"Unknown moment {e['moment']!r}."]} for i, e in enumerate(events)
-                   if e.get("moment") is not None and e["moment"] not in self.moments}
+        unknown = {
+            i: {"moment": [f"Unknown moment {e['moment']!r}."]}
+            for i, e in enumerate(events)
+            if e.get("moment") is not None and e["moment"] not in self.moments
+        }
         if unknown:
             raise InvalidRequestError("Some events name an unknown moment; nothing was stored.", {"events": unknown})
         now = time.time()
         rows = [
-            {**{c: e.get(c) for c in COLUMNS}, "at": e.get("at") or now, "received_at": now, "key_id": key_id,
-             "origin": origin, "source": source}
+            {
+                **{c: e.get(c) for c in COLUMNS},
+                "at": e.get("at") or now,
+                "received_at": now,
+                "key_id": key_id,
+                "origin": origin,
+                "source": source,
+            }
             for e in events
         ]
         with self.store.transaction(bump=False) as db:
@@ -106,8 +115,14 @@ class EventLog:
 
     def served(self, request_id: str, moment: str, key_id: str | None, policy: str, items: Sequence[Shown]) -> None:
         """Note what a match showed; written by the next ``flush`` (a request never waits for SQLite here)."""
-        note = (request_id, time.time(), moment, key_id, policy,
-                json.dumps([[s.kind, s.id, s.rank, round(s.propensity, 6)] for s in items]))
+        note = (
+            request_id,
+            time.time(),
+            moment,
+            key_id,
+            policy,
+            json.dumps([[s.kind, s.id, s.rank, round(s.propensity, 6)] for s in items]),
+        )
         with self._lock:
             self._pending.append(note)
             if len(self._pending) > SERVED_KEPT:

@@ -9,7 +9,6 @@ Held as arrays by influencer key, rebuilt when activations or holds change (thei
 from __future__ import annotations
 
 import json
-
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,8 +29,11 @@ def load_rules(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Cannot read the fatigue rules {path}: {e}") from e
     for name, windows in [("default", rules.get("default")), *rules.get("categories", {}).items()]:
         if not isinstance(windows, list) or not all(
-            isinstance(w, dict) and isinstance(w.get("days"), int) and w["days"] > 0
-            and isinstance(w.get("max"), int) and w["max"] > 0
+            isinstance(w, dict)
+            and isinstance(w.get("days"), int)
+            and w["days"] > 0
+            and isinstance(w.get("max"), int)
+            and w["max"] > 0
             for w in windows
         ):
             raise ConfigError(f"{path}: the rules of {name!r} must be a list of {{'days': >0, 'max': >0}}.")
@@ -76,8 +78,9 @@ class Fatigue:
             f" WHERE status IN ({', '.join('?' * len(counted))}) AND coalesce(sent_at, created_at) >= ?",
             [*counted, since],
         ).fetchall()
-        holds = db.execute("SELECT influencer_id, until, reason FROM contact_holds WHERE until > ?",
-                           [today.isoformat()]).fetchall()
+        holds = db.execute(
+            "SELECT influencer_id, until, reason FROM contact_holds WHERE until > ?", [today.isoformat()]
+        ).fetchall()
         keys = self.store.keys_by_id("influencers", {i for i, _ in sent} | {i for i, _, _ in holds})
         categories = _categories(db, keys)
         by_key: dict[int, list[date]] = {}
@@ -139,6 +142,3 @@ def _categories(db: Any, keys: dict[str, int]) -> dict[int, str]:
         ):
             found[key] = category
     return found
-
-
-

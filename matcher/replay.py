@@ -90,7 +90,9 @@ def replay(
         truth_rng, rng, explore_rng, check_rng = (np.random.default_rng([seed, i]) for i in range(4))
         truth = Truth(_fits(learned, moments, filters, limit))
         truth.draw(truth_rng, spread, fit_weight)
-        static = {m: _ids(learned.match(m, None, filters, limit, ["content"], policy=Policy(learned=False))) for m in moments}
+        static = {
+            m: _ids(learned.match(m, None, filters, limit, ["content"], policy=Policy(learned=False))) for m in moments
+        }
         per_round = max(1, sessions // rounds)
         curves: list[dict[str, Any]] = []
         shifted = False
@@ -109,10 +111,20 @@ def replay(
                 moment = moments[int(rng.integers(len(moments)))]
                 request = f"replay-{seed}-{n}"
                 result = learned.match(
-                    moment, None, filters, limit, ["content"], policy=Policy(explore=True, rng=explore_rng), request_id=request
+                    moment,
+                    None,
+                    filters,
+                    limit,
+                    ["content"],
+                    policy=Policy(explore=True, rng=explore_rng),
+                    request_id=request,
                 )
                 shown = _ids(result)
-                for name, ranking in (("learned", shown), ("static", static[moment]), ("oracle", truth.best(moment, limit))):
+                for name, ranking in (
+                    ("learned", shown),
+                    ("static", static[moment]),
+                    ("oracle", truth.best(moment, limit)),
+                ):
                     seen, clicked, converted = _session(rng, truth, moment, ranking)
                     clicks[name] += len(clicked)
                     conversions[name] += converted
@@ -123,31 +135,44 @@ def replay(
             learned.learn()
             impressions = per_round * limit
             greedy = {m: _ids(learned.match(m, None, filters, limit, ["content"])) for m in moments}
-            curves.append({
-                "round": round_number,
-                "sessions": n,
-                "ctr": {k: v / impressions for k, v in clicks.items()},
-                "conversions_per_1000_sessions": {k: 1000 * v / per_round for k, v in conversions.items()},
-                "expected_ctr": {
-                    "static": float(np.mean([truth.expected_ctr(m, static[m]) for m in moments])),
-                    "learned": float(np.mean([truth.expected_ctr(m, greedy[m]) for m in moments])),
-                    "oracle": float(np.mean([truth.expected_ctr(m, truth.best(m, limit)) for m in moments])),
-                },
-                "shifted": shifted,
-            })
+            curves.append(
+                {
+                    "round": round_number,
+                    "sessions": n,
+                    "ctr": {k: v / impressions for k, v in clicks.items()},
+                    "conversions_per_1000_sessions": {k: 1000 * v / per_round for k, v in conversions.items()},
+                    "expected_ctr": {
+                        "static": float(np.mean([truth.expected_ctr(m, static[m]) for m in moments])),
+                        "learned": float(np.mean([truth.expected_ctr(m, greedy[m]) for m in moments])),
+                        "oracle": float(np.mean([truth.expected_ctr(m, truth.best(m, limit)) for m in moments])),
+                    },
+                    "shifted": shifted,
+                }
+            )
             if progress:
                 c = curves[-1]["ctr"]
-                progress(f"round {round_number}: {n} sessions, CTR static {c['static']:.4f} "
-                         f"learned {c['learned']:.4f} oracle {c['oracle']:.4f}")
+                progress(
+                    f"round {round_number}: {n} sessions, CTR static {c['static']:.4f} "
+                    f"learned {c['learned']:.4f} oracle {c['oracle']:.4f}"
+                )
         final = {m: _ids(learned.match(m, None, filters, limit, ["content"])) for m in moments}
         check = _off_policy(logged, truth, final, moments, filters, limit, sessions, check_rng)
-        last = curves[-max(1, rounds // 10):]  # the last tenth of the run: where it stands "after" the sessions
+        last = curves[-max(1, rounds // 10) :]  # the last tenth of the run: where it stands "after" the sessions
         ctr = {k: float(np.mean([c["ctr"][k] for c in last])) for k in ("static", "learned", "oracle")}
         return {
-            "settings": {"sessions": sessions, "rounds": rounds, "seed": seed, "limit": limit, "shift_at": shift_at,
-                         "sessions_per_day": sessions_per_day, "products": products, "spread": spread,
-                         "fit_weight": fit_weight, "examination": EXAMINATION.tolist(),
-                         "half_life_days": learned.scoring["engagement"]["half_life_days"]},
+            "settings": {
+                "sessions": sessions,
+                "rounds": rounds,
+                "seed": seed,
+                "limit": limit,
+                "shift_at": shift_at,
+                "sessions_per_day": sessions_per_day,
+                "products": products,
+                "spread": spread,
+                "fit_weight": fit_weight,
+                "examination": EXAMINATION.tolist(),
+                "half_life_days": learned.scoring["engagement"]["half_life_days"],
+            },
             "rank_correlation_static_truth": _rank_correlation(truth, static, moments),
             "curves": curves,
             "final": {
@@ -172,14 +197,24 @@ def _session(rng: np.random.Generator, truth: Truth, moment: str, shown: list[st
 
 def _events(request: str, moment: str, shown: list[str], seen: list[int], clicked: list[int], at: float) -> list[dict]:
     base = {"request_id": request, "kind": "content", "moment": moment, "at": at, "value": None}
-    out = [{**base, "event_id": f"{request}-i{r}", "type": "impression", "item_id": shown[r], "rank": r + 1} for r in seen]
-    out += [{**base, "event_id": f"{request}-c{r}", "type": "click", "item_id": shown[r], "rank": r + 1} for r in clicked]
+    out = [
+        {**base, "event_id": f"{request}-i{r}", "type": "impression", "item_id": shown[r], "rank": r + 1} for r in seen
+    ]
+    out += [
+        {**base, "event_id": f"{request}-c{r}", "type": "click", "item_id": shown[r], "rank": r + 1} for r in clicked
+    ]
     return out
 
 
 def _off_policy(
-    engine: Any, truth: Truth, target: dict[str, list[str]], moments: list[str], filters: dict, limit: int,
-    sessions: int, rng: np.random.Generator,
+    engine: Any,
+    truth: Truth,
+    target: dict[str, list[str]],
+    moments: list[str],
+    filters: dict,
+    limit: int,
+    sessions: int,
+    rng: np.random.Generator,
 ) -> dict[str, Any]:
     """SNIPS, slot by slot (item-position model), of ``target`` from a static ranking explored on every slot."""
     engine.served_log = False
@@ -189,7 +224,12 @@ def _off_policy(
         m = int(rng.integers(len(moments)))
         moment = moments[m]
         result = engine.match(
-            moment, None, filters, limit, ["content"], policy=Policy(learned=False, explore=True, fixed_slots=0, rng=rng)
+            moment,
+            None,
+            filters,
+            limit,
+            ["content"],
+            policy=Policy(learned=False, explore=True, fixed_slots=0, rng=rng),
         )
         shown = _ids(result)
         _, clicked, _ = _session(rng, truth, moment, shown)
@@ -275,8 +315,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
     shift = next((c["sessions"] for c in curves if c["shifted"]), None)
     if shift:
         ax.axvline(shift - report["settings"]["sessions"] / report["settings"]["rounds"], color="grey", linestyle=":")
-        ax.annotate("hidden preferences change", (shift, ax.get_ylim()[0]), xytext=(5, 10), textcoords="offset points",
-                    color="grey")
+        ax.annotate(
+            "hidden preferences change",
+            (shift, ax.get_ylim()[0]),
+            xytext=(5, 10),
+            textcoords="offset points",
+            color="grey",
+        )
     ax.set_xlabel("sessions")
     ax.set_ylabel("click-through rate per impression")
     ax.set_title("matcher replay: static, learned and oracle rankings (simulated customers)")

@@ -23,14 +23,14 @@ from matcher.catalogue import Catalogue
 from matcher.config import Settings
 from matcher.detection import Detection, MomentDetector, fitted_detector, training_examples
 from matcher.embedding import Encoder
+from matcher.errors import InvalidRequestError, NotFoundError
 from matcher.events import Shown
 from matcher.fatigue import load_rules
-from matcher.errors import InvalidRequestError, NotFoundError
 from matcher.filters import Filters
 from matcher.indexing import Indexes, Progress
 from matcher.loader import FileReport, detect_kind, read_csv_records, read_records
-from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
 from matcher.loop import Loop
+from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
 from matcher.ranking import LEARNED, Policy, Ranked, Ranker
 from matcher.retrieval import Target
 from matcher.rows import content_from_row, influencer_from_row
@@ -149,8 +149,11 @@ class Engine:
             key = (self.catalogue.version, self.loop.version, *request)  # configuration: this engine's, for life
             result = None if policy.explore else self.answers.get(key)  # exploring: a new draw every time
             if result is None:
-                influencers = ranker.rank_influencers(target, chosen, filters, limit, policy) if "influencers" in types else []
-                content = ranker.rank_content(target, chosen, filters, limit, today, policy) if "content" in types else []
+                influencers, content = [], []
+                if "influencers" in types:
+                    influencers = ranker.rank_influencers(target, chosen, filters, limit, policy)
+                if "content" in types:
+                    content = ranker.rank_content(target, chosen, filters, limit, today, policy)
                 result = MatchResult(chosen, query, filters, influencers, content, policy=policy.name)
                 if not policy.explore:
                     self.answers.put(key, result)

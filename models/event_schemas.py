@@ -44,7 +44,8 @@ class EventSchema(Schema):
     event_id = fields.String(required=True, validate=ID, metadata={"description": "Yours: a repeat is ignored."})
     type = fields.String(required=True, validate=validate.OneOf(CUSTOMER_EVENTS))
     request_id = fields.String(
-        load_default=None, validate=validate.Regexp(r"^[A-Za-z0-9._-]{1,64}$"),
+        load_default=None,
+        validate=validate.Regexp(r"^[A-Za-z0-9._-]{1,64}$"),
         metadata={"description": "The X-Request-ID of the match that showed the item."},
     )
     item_id = fields.String(required=True, validate=ID)

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, g, request
 
-from models.event_schemas import EventBatchSchema, EventsAcceptedSchema
 from models.api_schemas import load_or_raise
+from models.event_schemas import EventBatchSchema, EventsAcceptedSchema
 from routes import ANYONE, KiB, engine, json_body, operation, reply
 
 bp = Blueprint("events", __name__, url_prefix="/v1")

@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 
 from matcher.ranking import LEARNED, Policy
-
 from matcher.render import detection_dict, match_dict
 from models.api_schemas import (
     DetectionSchema,
@@ -69,8 +68,9 @@ def match() -> Any:
 def match_cached() -> Any:
     """The same match in a query string, for web pages: cacheable (ETag, Cache-Control).
 
-    The answer changes only when the data, the configuration or the day changes; the ETag says which, and a
-    request with If-None-Match gets 304 without any work done.
+    The answer changes only when the data, the configuration, what customers taught it (at most every few
+    seconds), the planners' activations or the day change; the ETag says which, and a request with
+    If-None-Match gets 304 without any work done. With `explore=true` it is not cacheable.
     """
     parsed = current_app.extensions["relais.queries"]
     found = parsed.get(request.query_string)
@@ -91,14 +91,14 @@ def match_cached() -> Any:
     if etag in request.if_none_match:
         return "", 304, headers
     cache = current_app.extensions["relais.answers"]
-    found = cache.get(etag)
-    if found is None:  # the same page view, or another page of the same moment: rendered once per state
+    answer = cache.get(etag)
+    if answer is None:  # the same page view, or another page of the same moment: rendered once per state
         result = _run(params)
-        found = current_app.json.dumps(match_dict(result)), result.moment.name, result.shown()  # the schema's shape
-        cache.put(etag, found)
+        answer = current_app.json.dumps(match_dict(result)), result.moment.name, result.shown()  # the schema's shape
+        cache.put(etag, answer)
     else:  # this request showed them too: its events will name its own request id
-        engine().note_served(g.request_id, found[1], _caller(), "learned", found[2])
-    return current_app.response_class(found[0], mimetype="application/json"), 200, headers
+        engine().note_served(g.request_id, answer[1], _caller(), "learned", answer[2])
+    return current_app.response_class(answer[0], mimetype="application/json"), 200, headers
 
 
 @bp.post("/moments/detect")

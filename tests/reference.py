@@ -8,12 +8,10 @@ No catalogue, no arrays kept between requests, no in-memory BM25. The serving pa
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, datetime
-from typing import Any
-
 import json
-from datetime import date
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 
@@ -217,7 +215,17 @@ def _engagement(engine: Engine, kind: str, moment: str, item_id: str) -> float:
     learned, shrunk towards the moment's mean: rate / (rate + mean)."""
     config = engine.scoring["engagement"]
     learned = []  # (type, item, rank, at) of every event the loop may learn from, at this moment and kind
-    for kind_of_event, event_kind, item, rank, event_moment, at, source, items, served_moment in engine.store.db.execute(
+    for (
+        kind_of_event,
+        event_kind,
+        item,
+        rank,
+        event_moment,
+        at,
+        source,
+        items,
+        served_moment,
+    ) in engine.store.db.execute(
         "SELECT e.type, e.kind, e.item_id, e.rank, e.moment, e.at, e.source, s.items, s.moment"
         " FROM events e LEFT JOIN served s ON s.request_id = e.request_id"
     ):
@@ -237,7 +245,9 @@ def _engagement(engine: Engine, kind: str, moment: str, item_id: str) -> float:
         if event_kind != kind or event_moment != moment or item not in _ids(engine, kind):
             continue
         weight = 0.5 ** ((clock - at) / half_life)
-        examined = config["examination"][rank - 1] if rank <= len(config["examination"]) else config["examination_beyond"]
+        examined = (
+            config["examination"][rank - 1] if rank <= len(config["examination"]) else config["examination_beyond"]
+        )
         is_click = kind_of_event == "click"
         all_clicks, all_views = all_clicks + weight * is_click, all_views + weight * examined * (not is_click)
         if item == item_id:

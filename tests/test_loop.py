@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,14 @@ PAGE = "/v1/match?moment=desirability&types=content&products=homelive&limit=4"
 
 
 def event(n, kind_of_event, item, rank, request_id, **more):
-    return {"event_id": f"ev-{request_id}-{n}", "type": kind_of_event, "request_id": request_id, "item_id": item,
-            "rank": rank, **more}
+    return {
+        "event_id": f"ev-{request_id}-{n}",
+        "type": kind_of_event,
+        "request_id": request_id,
+        "item_id": item,
+        "rank": rank,
+        **more,
+    }
 
 
 @pytest.fixture
@@ -83,7 +88,9 @@ def test_a_repeated_batch_is_counted_once(app, widget, widget_key):
 )
 def test_one_bad_event_refuses_the_batch_and_stores_nothing(app, widget, bad, field):
     client, engine = app.test_client(), app.extensions["relais"]
-    batch = {"events": [event(0, "click", "cnt-orange-01", 1, "r1"), {**event(1, "click", "cnt-orange-01", 1, "r1"), **bad}]}
+    batch = {
+        "events": [event(0, "click", "cnt-orange-01", 1, "r1"), {**event(1, "click", "cnt-orange-01", 1, "r1"), **bad}]
+    }
     response = client.post("/v1/events", json=batch, headers=headers(widget))
     assert response.status_code == 400
     error = response.get_json()["error"]
@@ -93,9 +100,12 @@ def test_one_bad_event_refuses_the_batch_and_stores_nothing(app, widget, bad, fi
 
 def test_an_unknown_moment_or_too_big_a_batch_is_refused(app, widget):
     client, engine = app.test_client(), app.extensions["relais"]
-    unknown = client.post("/v1/events", json={"events": [event(0, "click", "x", 1, "r", moment="checkout")]},
-                          headers=headers(widget))
-    assert unknown.status_code == 400 and "checkout" in unknown.get_json()["error"]["fields"]["events"]["0"]["moment"][0]
+    unknown = client.post(
+        "/v1/events", json={"events": [event(0, "click", "x", 1, "r", moment="checkout")]}, headers=headers(widget)
+    )
+    assert (
+        unknown.status_code == 400 and "checkout" in unknown.get_json()["error"]["fields"]["events"]["0"]["moment"][0]
+    )
     big = {"events": [event(i, "impression", "x", 1, "r") for i in range(1001)]}
     assert client.post("/v1/events", json=big, headers=headers(widget)).status_code == 400
     assert stored(engine, "events") == 0
@@ -128,7 +138,11 @@ def test_exploring_answers_say_their_propensities_and_are_not_cached(app, widget
     client = app.test_client()
     response = client.get(PAGE + "&explore=true", headers=headers(widget))
     body = response.get_json()
-    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store" and "ETag" not in response.headers
+    assert (
+        response.status_code == 200
+        and response.headers["Cache-Control"] == "no-store"
+        and "ETag" not in response.headers
+    )
     assert body["policy"] == "explore"
     propensities = [c["propensity"] for c in body["content"]]
     assert propensities[0] == 1.0  # the first slot is kept as ranked
@@ -142,8 +156,9 @@ def test_propensities_are_the_frequencies_of_the_slots(engine):
     reported: dict[tuple[int, str], list[float]] = {}
     runs = 300
     for _ in range(runs):
-        result = engine.match("discovery", None, {"products": "homelive"}, 4, ["content"],
-                              policy=Policy(explore=True, rng=rng))
+        result = engine.match(
+            "discovery", None, {"products": "homelive"}, 4, ["content"], policy=Policy(explore=True, rng=rng)
+        )
         for slot, r in enumerate(result.content):
             seen[slot, r.row["id"]] += 1
             reported.setdefault((slot, r.row["id"]), []).append(r.propensity)
@@ -160,8 +175,16 @@ def tuned(homelive_copy, tmp_path):
     """An engine whose engagement settings are the test's own (not the brand's file): slots examined with
     probability 0.5 and 0.25, 4 prior views, a prior click rate of 0.1, no sharpening, no decay to speak of."""
     config = json.loads((PROJECT_DIR / "matcher" / "data" / "scoring.json").read_text())
-    config["engagement"].update({"examination": [0.5, 0.25], "examination_beyond": 0.25, "prior_views": 4,
-                                 "prior_ctr": 0.1, "sharpness": 1, "half_life_days": 10_000})
+    config["engagement"].update(
+        {
+            "examination": [0.5, 0.25],
+            "examination_beyond": 0.25,
+            "prior_views": 4,
+            "prior_ctr": 0.1,
+            "sharpness": 1,
+            "half_life_days": 10_000,
+        }
+    )
     path = tmp_path / "scoring.json"
     path.write_text(json.dumps(config))
     return Engine(Settings(data_dir=homelive_copy, scoring_file=path))
@@ -254,12 +277,18 @@ def _loaded(e):
 @pytest.fixture
 def rules(tmp_path):
     path = tmp_path / "fatigue.json"
-    path.write_text(json.dumps({
-        "counted_statuses": ["sent", "accepted", "declined", "published"],
-        "categories": {"partner": [{"days": 30, "max": 4}, {"days": 90, "max": 5}],
-                       "affinity": [{"days": 30, "max": 1}]},
-        "default": [{"days": 30, "max": 2}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "counted_statuses": ["sent", "accepted", "declined", "published"],
+                "categories": {
+                    "partner": [{"days": 30, "max": 4}, {"days": 90, "max": 5}],
+                    "affinity": [{"days": 30, "max": 1}],
+                },
+                "default": [{"days": 30, "max": 2}],
+            }
+        )
+    )
     return path
 
 
@@ -319,8 +348,9 @@ def test_fatigue_rules_are_checked_when_read(homelive_copy, tmp_path):
     from matcher.errors import ConfigError
 
     bad = tmp_path / "fatigue.json"
-    bad.write_text(json.dumps({"counted_statuses": ["sent"], "categories": {"partner": [{"days": 0, "max": 1}]},
-                               "default": []}))
+    bad.write_text(
+        json.dumps({"counted_statuses": ["sent"], "categories": {"partner": [{"days": 0, "max": 1}]}, "default": []})
+    )
     with pytest.raises(ConfigError, match="partner"):
         Engine(Settings(data_dir=homelive_copy, fatigue_file=bad))
 
