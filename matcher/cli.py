@@ -424,6 +424,81 @@ def replace_data_dir(settings: Settings, data_dir: Path) -> Settings:
     return dataclasses.replace(settings, data_dir=data_dir)
 
 
+KPI_COLUMNS = {  # what `matcher kpis` prints of each grouped section (--json has every figure)
+    "activations": (
+        "sent", "responded", "response_rate", "accepted", "declined", "published", "activation_rate",
+        "influencers_activated", "publications", "content_quality",
+    ),
+    "share_of_voice": ("publications", "voice_publications", "share", "engagement_share"),
+    "tonality": ("publications", "mean_sentiment", "positive_share", "negative_share", "net_sentiment"),
+    "customers": ("impressions", "clicks", "conversions", "dismisses", "ctr", "conversion_rate", "coec"),
+}
+
+
+@main.command()
+@click.option("--campaign", multiple=True, help="Campaign id (repeatable).")
+@click.option("--moment", "-m", multiple=True, help="Moment (repeatable).")
+@click.option("--category", multiple=True, help="Influencer category (repeatable).")
+@click.option("--network", multiple=True, help="Network, e.g. youtube (repeatable).")
+@click.option("--language", multiple=True, help="Language code, e.g. fr (repeatable).")
+@click.option("--since", help="ISO date, inclusive, e.g. 2026-07-01.")
+@click.option("--until", help="ISO date, inclusive.")
+@click.option(
+    "--group-by",
+    "group_by",
+    multiple=True,
+    help="campaign, moment, category, network, language, type, format, quarter or item (repeatable, or commas).",
+)
+@click.option("--voices", default="activated", show_default=True, help="The influential voices: or a category.")
+@click.option("--themes", default=10, show_default=True, type=click.IntRange(1, 100), help="Share of voice themes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of tables.")
+@data_dir_option
+def kpis(
+    settings: Settings, group_by: tuple[str, ...], voices: str, themes: int, as_json: bool, **filters: Any
+) -> None:
+    """The brand team's KPIs, as GET /v1/kpis: activations, share of voice, tonality, customers, spread."""
+    engine = open_engine(settings)
+    filters = {k: list(v) if isinstance(v, tuple) else v for k, v in filters.items() if v not in ((), None)}
+    keys = [k.strip() for value in group_by for k in value.split(",") if k.strip()]
+    report = engine.kpis(filters, keys, voices, themes)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    given = ", ".join(f"{k}={v if isinstance(v, str) else ','.join(v)}" for k, v in report["filters"].items())
+    click.echo("KPIs" + (f" · {given}" if given else "") + (f" · by {', '.join(keys)}" if keys else ""))
+    titles = {
+        "activations": "Activations",
+        "share_of_voice": f"Share of voice (voices: {voices}, {report['share_of_voice']['voices']['count']} people)",
+        "tonality": "Tonality of the voices' publications (positive > {positive}, negative < {negative})".format(
+            **report["tonality"]["thresholds"]
+        ),
+        "customers": "Customers: events on what matches showed",
+    }
+    for name, columns in KPI_COLUMNS.items():
+        section = report[name]
+        ignored = f" — not split by {', '.join(section['ignored_group_by'])}" if section["ignored_group_by"] else ""
+        click.echo(f"\n{titles[name]}{ignored}")
+        rows = [
+            tuple(str(g["group"][k]) if g["group"][k] is not None else "-" for k in section["group_by"])
+            + tuple(_kpi_text(c, g[c]["value"]) for c in columns)
+            for g in section["groups"]
+        ]
+        _table(rows, [*section["group_by"], *(c.replace("_", " ") for c in columns)])
+    click.echo("\nSpread of activations over the roster")
+    for name in ("roster", "activations", "people_activated", "max_per_person", "mean_per_person", "top10_share"):
+        click.echo(f"  {name.replace('_', ' ')}: {_kpi_text(name, report['spread'][name]['value'])}")
+    click.echo(f"  gini: {_kpi_text('gini', report['spread']['gini']['value'])}")
+
+
+def _kpi_text(name: str, value: Any) -> str:
+    """A figure for people: '-' for null, shares as percentages."""
+    if value is None:
+        return "-"
+    if name.endswith(("_rate", "share")) or name in ("ctr", "conversions_per_impression"):
+        return f"{value:.1%}"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 @main.group()
 def keys() -> None:
     """Create, list and revoke API keys."""
