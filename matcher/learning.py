@@ -182,8 +182,9 @@ class Engagement:
             return "no customer history at this moment yet (neutral)"
         prior_views = self.config["prior_views"]
         rate = (clicks[0] + prior_views * mean) / (views[0] + prior_views)
+        times = "once" if round(clicks[0]) == 1 else f"{clicks[0]:.0f} times"
         return (
-            f"clicked {clicks[0]:.0f} times in {views[0]:.0f} weighted views at this moment "
+            f"clicked {times} in {views[0]:.0f} weighted views at this moment "
             f"(click rate {rate:.1%} against {mean:.1%} for the moment)"
         )
 

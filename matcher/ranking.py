@@ -24,6 +24,8 @@ from matcher.scoring import Part
 from matcher.store import Store
 from models.moments import Moment
 
+NEUTRAL = {"engagement": 0.5, "fatigue": 1.0}  # the value of a loop part that has learned nothing of the item
+
 
 @dataclass
 class Ranked:
@@ -38,8 +40,11 @@ class Ranked:
 
     @property
     def explanation(self) -> str:
-        """The parts, largest contribution first, each with its reason."""
-        ordered = sorted(self.parts.items(), key=lambda item: -item[1].contribution)
+        """The parts, largest contribution first, each with its reason; a loop part that says nothing yet (no
+        customer history, no recent activation) comes last, whatever it adds."""
+        ordered = sorted(
+            self.parts.items(), key=lambda item: (NEUTRAL.get(item[0]) == item[1].value, -item[1].contribution)
+        )
         return "; ".join(f"{name.replace('_', ' ')} {p.value:.2f} ({p.reason})" for name, p in ordered) + "."
 
 

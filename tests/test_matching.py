@@ -10,6 +10,7 @@ import pytest
 from matcher.config import Settings
 from matcher.embedding import resolve_model
 from matcher.errors import ConfigError
+from matcher.ranking import NEUTRAL
 from matcher.scoring import fold
 from matcher.service import Engine
 
@@ -133,7 +134,9 @@ def test_every_result_explains_its_score(engine):
         weights = sum(p.weight for p in item.parts.values())
         assert item.score == pytest.approx(sum(p.contribution for p in item.parts.values()) / weights)
         assert all(0 <= p.value <= 1 and p.reason for p in item.parts.values())
-        assert item.explanation.startswith(max(item.parts, key=lambda n: item.parts[n].contribution).replace("_", " "))
+        informative = {n: p for n, p in item.parts.items() if NEUTRAL.get(n) != p.value}  # loop parts at rest last
+        leading = max(informative, key=lambda n: informative[n].contribution)
+        assert item.explanation.startswith(leading.replace("_", " "))
     assert {"relevance", "moment_fit", "influence", "engagement", "fatigue"} == set(result.influencers[0].parts)
     assert {"relevance", "moment_fit", "quality", "influence", "freshness", "tonality", "engagement"} == set(
         result.content[0].parts
