@@ -79,10 +79,10 @@ def replay(
     from matcher.service import Engine  # the engine imports this package's modules: late
 
     work = Path(tempfile.mkdtemp(prefix="relais-replay-"))
+    base = settings or Settings()
+    learned = Engine(replace(base, data_dir=_copy(data_dir, work / "learned")))
+    logged = Engine(replace(base, data_dir=_copy(data_dir, work / "logged")))
     try:
-        base = settings or Settings()
-        learned = Engine(replace(base, data_dir=_copy(data_dir, work / "learned")))
-        logged = Engine(replace(base, data_dir=_copy(data_dir, work / "logged")))
         filters = {"products": products} if products else {}
         moments = sorted(learned.moments)
         # Separate streams: the hidden truth, the customers, the exploration and the check draw independently,
@@ -183,6 +183,8 @@ def replay(
             "off_policy": check,
         }
     finally:
+        for engine in (learned, logged):
+            engine.loop.stop()  # its background thread would find its store gone
         shutil.rmtree(work, ignore_errors=True)
 
 
