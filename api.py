@@ -16,7 +16,7 @@ from matcher.cache import LRU
 from matcher.config import Settings
 from matcher.errors import RelaisError
 from matcher.service import Engine
-from routes import docs, events, guard, kpis, matching, planning, records, system
+from routes import docs, events, guard, kpis, matching, planning, plans, records, system, widget
 
 logger = logging.getLogger("relais.api")
 ANSWERS_KEPT = 512
@@ -48,7 +48,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         engine.detector  # fit now, so that no customer waits for it  # noqa: B018
     if app.config["DEV_MODE"]:
         logger.warning("DEV MODE: no API key is checked and every caller is admin. For local trials only.")
-    for blueprint in (matching.bp, records.bp, events.bp, planning.bp, kpis.bp, system.bp, docs.bp):
+    for blueprint in (
+        matching.bp,
+        records.bp,
+        events.bp,
+        planning.bp,
+        plans.bp,
+        kpis.bp,
+        system.bp,
+        docs.bp,
+        widget.bp,
+    ):
         app.register_blueprint(blueprint)
     guard.install(app)
     app.register_error_handler(ValidationError, _invalid)

@@ -349,6 +349,98 @@ def serve(settings: Settings, host: str, port: int, workers: int | None, threads
     run(app, host, port, workers, threads)
 
 
+@main.command()
+@click.option("--brief", help="A few words on the campaign: what every shortlist ranks for (or the campaign's).")
+@click.option("--product", "products", multiple=True, help="Product tag, e.g. homelive (repeatable).")
+@click.option("--campaign", help="A campaign id: its products, brief and dates are the defaults.")
+@click.option("--moment", "-m", "moments", multiple=True, help="A moment (repeatable; default: all).")
+@click.option("--budget", "budgets", multiple=True, help="Activations for a category, e.g. partner=3 (repeatable).")
+@click.option("--language", "languages", multiple=True, help="Language code, e.g. fr (repeatable).")
+@click.option("--network", "networks", multiple=True, help="Network, e.g. youtube (repeatable).")
+@click.option("--min-followers", type=click.IntRange(0))
+@click.option("--max-followers", type=click.IntRange(0))
+@click.option("--starts-on", help="ISO date, given to the activations.")
+@click.option("--ends-on", help="ISO date.")
+@click.option("--alternates", type=click.IntRange(0, 10), help="Alternates behind each shortlist (default 3).")
+@click.option("--exclude", multiple=True, help="An influencer id never to propose (repeatable).")
+@click.option("--product-authors-only", is_flag=True, help="Only people who published about the products.")
+@click.option("--dry-run", is_flag=True, help="Compute the plan without storing it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of tables.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the CSV export instead of tables.")
+@data_dir_option
+def plan(
+    settings: Settings, budgets: tuple[str, ...], dry_run: bool, as_json: bool, as_csv: bool, **fields: Any
+) -> None:
+    """Plan a campaign, as POST /v1/plans: per moment and category a shortlist, alternates, gaps, activations."""
+    from matcher.plans import plan_csv
+
+    body = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items() if v not in ((), None, False)}
+    body["budget"] = _budget(budgets)
+    try:
+        found = open_engine(settings).plans.create(body, save=not dry_run)
+    except RelaisError as e:
+        details = "; ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in (e.fields or {}).items())
+        raise click.ClickException(e.message + (f" {details}" if details else "")) from e
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+    elif as_csv:
+        click.echo(plan_csv(found), nl=False)
+    else:
+        _print_plan(found, stored=not dry_run)
+
+
+def _budget(values: tuple[str, ...]) -> dict[str, int]:
+    """``partner=3`` -> {"partner": 3}."""
+    out = {}
+    for value in values:
+        category, _, count = value.partition("=")
+        if not count.strip().isdigit():
+            raise click.BadParameter(f"{value!r}: write category=number, e.g. partner=3.", param_hint="--budget")
+        out[category.strip()] = int(count)
+    return out
+
+
+def _print_plan(found: dict[str, Any], *, stored: bool) -> None:
+    from matcher.scoring import human
+
+    request = found["request"]
+    where = f"stored as {found['id']}" if stored else "not stored (--dry-run)"
+    click.echo(f"Plan {where} · products: {', '.join(request['products'])} · brief: {_short(request['brief'], 70)}")
+    for moment in found["moments"]:
+        click.echo(f"\n{moment['label'].get('en', moment['moment'])} ({moment['moment']})")
+        for block in moment["categories"]:
+            missing = f", {block['missing']} place(s) unfilled" if block["missing"] else ""
+            click.echo(f"\n  {block['category']}: budget {block['budget']}{missing}")
+            rows = [
+                (
+                    str(r["rank"]) if r["role"] == "shortlist" else f"alt {r['rank']}",
+                    r["name"],
+                    ",".join(r["networks"]),
+                    human(r["followers"]),
+                    f"{r['score']:.3f}",
+                    r["suggested"]["type"],
+                    f"{r['fatigue']['value']:.2f}",
+                    _short(r["diversity"] or "", 50),
+                )
+                for r in (*block["shortlist"], *block["alternates"])
+            ]
+            headers = ["rank", "name", "networks", "followers", "score", "suggested", "fatigue", "diversity"]
+            noted = any(r[-1] for r in rows)  # the diversity column only when a rule moved someone
+            _table([r if noted else r[:-1] for r in rows], headers if noted else headers[:-1])
+            for s in block["skipped"]:
+                click.echo(f"  skipped {s['name']}: {s['reason']}")
+        click.echo(f"\n  content that serves it ({len(moment['content'])}):")
+        for c in moment["content"]:
+            title = _short(c["title"] or c["excerpt"], 70)
+            click.echo(f"    {c['score']:.3f} {c['format']} [{c['language'] or '-'}] {title}")
+        for gap in moment["gaps"]:
+            click.echo(f"  gap: {gap['message']}")
+        for past in moment["past_activations"]:
+            rates = f"response {_kpi_text('response_rate', past['response_rate'])}, "
+            rates += f"activation {_kpi_text('activation_rate', past['activation_rate'])}"
+            click.echo(f"  past {past['type']}: {past['activations']} activations, {past['sent']} sent, {rates}")
+
+
 @main.group()
 def events() -> None:
     """Outcome events: what customers did with what was shown."""

@@ -85,6 +85,7 @@ def content_result(r: Ranked, rank: int) -> dict[str, Any]:
         "products": row["products"],
         "sentiment": row["sentiment"],
         "engagement": row["engagement"],
+        "thumbnail": _thumbnail(row["extra"]),
         "influencer": None
         if author is None
         else {
@@ -126,6 +127,12 @@ def _scored(r: Ranked, rank: int) -> dict[str, Any]:
         },
         "explanation": r.explanation,
     }
+
+
+def _thumbnail(extra: dict[str, Any]) -> str | None:
+    """An image for the piece, when its record has one beyond the contract (``thumbnail`` or ``image``)."""
+    value = extra.get("thumbnail") or extra.get("image")
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
 
 
 def _excerpt(text: str, width: int) -> str:

@@ -31,6 +31,7 @@ from matcher.indexing import Indexes, Progress
 from matcher.loader import FileReport, detect_kind, read_csv_records, read_records
 from matcher.loop import Loop
 from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
+from matcher.plans import Plans
 from matcher.ranking import LEARNED, Policy, Ranked, Ranker
 from matcher.retrieval import Target
 from matcher.rows import content_from_row, influencer_from_row
@@ -91,6 +92,7 @@ class Engine:
         self.ranker = Ranker(self.store, self.catalogue, self.scoring, self.loop)
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
         self.planning = Planning(self.store, set(self.moments))
+        self.plans = Plans(self)  # after everything a plan calls: match, the loop, planning
         self.fingerprint = _fingerprint(settings, f"{self.encoder.name} {self.query_encoder.name}")
         self.served_log = True  # note what every match shows (``matcher.events``): off for offline evaluation
 

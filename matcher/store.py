@@ -169,6 +169,19 @@ MIGRATIONS = [
     );
     INSERT INTO meta (name, value) VALUES ('planning_version', '0');  -- bumped by activation and hold writes
     """,
+    """
+    -- Plans (matcher/plans.py), stored as computed; their writes count no version: no answer depends on them.
+    CREATE TABLE plans (
+        id TEXT PRIMARY KEY,
+        campaign_id TEXT,                           -- no foreign key: a plan outlives its campaign
+        request TEXT NOT NULL,                      -- JSON: the request, every default filled in
+        body TEXT NOT NULL,                         -- JSON: {rules, moments: shortlists, alternates, content, gaps}
+        activations TEXT NOT NULL DEFAULT '[]',     -- JSON [{id, moment, influencer_id, type}] it created
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX plans_campaign ON plans(campaign_id);
+    """,
 ]
 # Change-log rows older than this many versions behind the newest are pruned (see ``prune_changes``): a process
 # further behind than that reloads everything instead of catching up.

@@ -218,6 +218,7 @@ class ContentResultSchema(Schema):
     products = fields.List(fields.String())
     sentiment = fields.Float(allow_none=True)
     engagement = fields.Dict(allow_none=True)
+    thumbnail = fields.String(allow_none=True, metadata={"description": "An image URL, when the record has one."})
     influencer = fields.Nested(AuthorSummarySchema, allow_none=True)
     rank = fields.Integer(required=True, metadata={"description": "Its slot, 1 = first: what events send back."})
     propensity = fields.Float(required=True, metadata={"description": "The probability it had of this slot."})

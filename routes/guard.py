@@ -209,6 +209,8 @@ def _finish(response: Response) -> Response:
     if origin and key is not None and (key is DEV_KEY or key.allows_origin(origin)):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Expose-Headers"] = "ETag, X-Request-ID, Retry-After, X-RateLimit-Remaining"
+    elif origin and response.status_code in (401, 403):  # a page may read why it was refused (no data in it)
+        response.headers["Access-Control-Allow-Origin"] = origin
     response.vary.add("Origin")
     if request.method != "OPTIONS":
         access.info(

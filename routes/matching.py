@@ -88,9 +88,12 @@ def match_cached() -> Any:
         "ETag": f'"{etag}"',
         "Vary": "Origin, Authorization, X-API-Key",
     }
-    if etag in request.if_none_match:
-        return "", 304, headers
     cache = current_app.extensions["relais.answers"]
+    if etag in request.if_none_match:  # the page shows what it holds: noted under this request's id too
+        held = cache.get(etag)
+        if held is not None:
+            engine().note_served(g.request_id, held[1], _caller(), "learned", held[2])
+        return "", 304, headers
     answer = cache.get(etag)
     if answer is None:  # the same page view, or another page of the same moment: rendered once per state
         result = _run(params)
