@@ -249,7 +249,8 @@ h1{margin-bottom:0} h2{margin-top:2.5rem;border-bottom:1px solid #ddd} h3{margin
 code,pre{font:13px/1.4 ui-monospace,monospace;background:#f5f5f5;border-radius:4px}
 pre{padding:.7rem;overflow-x:auto} code{padding:0 .25rem}
 .method{font-weight:700;display:inline-block;min-width:4.2rem} .get{color:#0a7} .post{color:#06c} .put{color:#a60}
-.patch{color:#86a} .delete{color:#c33} .roles{font-size:12px;background:#eef;border-radius:3px;padding:0 .4rem;margin-left:.5rem}
+.patch{color:#86a} .delete{color:#c33}
+.roles{font-size:12px;background:#eef;border-radius:3px;padding:0 .4rem;margin-left:.5rem}
 table{border-collapse:collapse;width:100%;font-size:14px} td,th{border-bottom:1px solid #eee;padding:.25rem .4rem;
 text-align:left;vertical-align:top} nav a{margin-right:1rem}
 </style></head><body>
