@@ -62,6 +62,9 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
         engine.after_fork(share)
         threading.Thread(target=_follow, args=(engine,), name="relais-follow", daemon=True).start()
 
+    def worker_exit(server: Any, worker: Any) -> None:
+        engine.before_exit()
+
     Server(
         app,
         {
@@ -78,6 +81,7 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
             "errorlog": "-",
             "loglevel": "warning",
             "post_fork": post_fork,
+            "worker_exit": worker_exit,
             "proc_name": "relais",
         },
     ).run()

@@ -337,6 +337,11 @@ class Engine:
         if warm is not None:
             warm()  # the first text query should not pay for a session; the records' one opens on a write
 
+    def before_exit(self) -> None:
+        """A serving process about to end (gunicorn's worker_exit): what it served in its last second is written,
+        not lost with it."""
+        self.loop.stop()
+
     def _encoders(self) -> list[Encoder]:
         """The records' and the queries' encoders, once each when they are the same one."""
         return list({id(e): e for e in (self.encoder, self.query_encoder)}.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -370,3 +371,18 @@ def test_learning_needs_no_rebuild_and_is_seen_by_a_second_engine(tuned, homeliv
     mine = tuned.loop.engagement.values("content", "desirability", keys)
     assert mine[0] > 0.5 and not math.isclose(mine[0], 0.5)
     assert other.loop.engagement.values("content", "desirability", keys) == pytest.approx(mine)
+
+
+def test_a_stopped_server_writes_what_it_served_in_its_last_second(homelive_copy, tmp_path):
+    """Served notes wait in memory up to a second; a worker told to stop writes them before it ends."""
+    from tests.test_crash import Server
+    from tests.test_server import request
+
+    server = Server(homelive_copy, tmp_path / "server.log")
+    try:
+        status, _ = request(server.url + PAGE, headers={"X-Request-ID": "last-words"})
+    finally:
+        server.stop()  # at once: well within the background's one-second cycle
+    assert status == 200
+    db = sqlite3.connect(homelive_copy / "relais.db")
+    assert db.execute("SELECT count(*) FROM served WHERE request_id = 'last-words'").fetchone()[0] == 1
