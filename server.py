@@ -65,7 +65,7 @@ def serve(app: Flask, host: str, port: int, workers: int, threads: int) -> None:
     def worker_exit(server: Any, worker: Any) -> None:
         # The worker has served its last request. Write what it served, then end without the interpreter's
         # teardown: C++ libraries' static destructors aborted stopping workers (SIGABRT, "std::system_error:
-        # Invalid argument") in half the stops measured, before this change and since; with _exit, in none of 8.
+        # Invalid argument") in half the stops measured, before this change and since; with _exit, in none of 4.
         # Nothing is left to finish: SQLite has committed every write, and the log is flushed here.
         engine.before_exit()
         logging.shutdown()
