@@ -231,9 +231,11 @@ def _finish(response: Response) -> Response:
 
 
 def _rate_key() -> str:
+    """Whose counter a request counts on: its key's; a widget key's per visitor (every visitor of a site shares the
+    site's key, and one of them must not empty the site's allowance); an address's without a key."""
     key: ApiKey | None = g.get("api_key")
     if key is not None and key is not DEV_KEY:
-        return f"key:{key.key_id}"
+        return f"key:{key.key_id}:ip:{request.remote_addr}" if key.role == "widget" else f"key:{key.key_id}"
     return f"ip:{request.remote_addr}"
 
 

@@ -133,6 +133,10 @@ def test_rate_limit_per_key_with_retry_after(app):
     assert int(limited.headers["Retry-After"]) > 0 and "Retry-After" in limited.get_json()["error"]["message"]
     # limits are per key: another widget key is not affected
     assert client.post("/v1/match", data=json.dumps(MATCH), headers=headers(second, Origin=site)).status_code == 200
+    # a widget key's limit is per visitor: the site's other visitors are not affected
+    visitor = {"REMOTE_ADDR": "203.0.113.9"}
+    other = client.post("/v1/match", data=json.dumps(MATCH), headers=headers(first, Origin=site), environ_base=visitor)
+    assert other.status_code == 200
 
 
 def test_widget_requests_are_cacheable(app, key):
