@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -31,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from matcher.config import PROJECT_DIR, Settings  # noqa: E402
+from matcher.store import copy_data_dir  # noqa: E402
 
 FIXTURES = PROJECT_DIR / "fixtures" / "homelive"
 MOMENTS = ["discovery", "desirability", "technical_validation"]
@@ -48,17 +47,6 @@ BRIEFS = [
     "sécurité des données et vidéos stockées en France",
 ]
 TARGETS = {"fixtures": 300.0, "kim": 1000.0}
-
-
-def copy_data_dir(source: Path, target: Path) -> Path:
-    """SQLite through its backup API (consistent even in WAL mode), index files as they are."""
-    target.mkdir(parents=True)
-    with sqlite3.connect(f"file:{source / 'relais.db'}?mode=ro", uri=True) as src:
-        with sqlite3.connect(target / "relais.db") as dst:
-            src.backup(dst)
-    if (source / "vectors").exists():
-        shutil.copytree(source / "vectors", target / "vectors")
-    return target
 
 
 def single_thread(engine: Any) -> None:

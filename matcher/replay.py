@@ -26,6 +26,7 @@ import numpy as np
 
 from matcher.config import Settings
 from matcher.ranking import Policy
+from matcher.store import copy_data_dir
 
 # Examination probability of slots 1..10 (ULTRA's position-based click model simulation).
 EXAMINATION = np.array([0.68, 0.61, 0.48, 0.34, 0.28, 0.20, 0.11, 0.10, 0.08, 0.06])
@@ -80,8 +81,8 @@ def replay(
 
     work = Path(tempfile.mkdtemp(prefix="relais-replay-"))
     base = settings or Settings()
-    learned = Engine(replace(base, data_dir=_copy(data_dir, work / "learned")))
-    logged = Engine(replace(base, data_dir=_copy(data_dir, work / "logged")))
+    learned = Engine(replace(base, data_dir=copy_data_dir(data_dir, work / "learned")))
+    logged = Engine(replace(base, data_dir=copy_data_dir(data_dir, work / "logged")))
     try:
         filters = {"products": products} if products else {}
         moments = sorted(learned.moments)
@@ -289,17 +290,6 @@ def _rank_correlation(truth: Truth, static: dict[str, list[str]], moments: list[
 
 def _ids(result: Any) -> list[str]:
     return [r.row["id"] for r in result.content]
-
-
-def _copy(source: Path, target: Path) -> Path:
-    import sqlite3
-
-    target.mkdir(parents=True)
-    with sqlite3.connect(source / "relais.db") as src, sqlite3.connect(target / "relais.db") as dst:
-        src.backup(dst)
-    if (source / "vectors").exists():
-        shutil.copytree(source / "vectors", target / "vectors")
-    return target
 
 
 def plot(report: dict[str, Any], path: Path) -> None:

@@ -8,6 +8,7 @@ to 45 by reading the keys of versions 42 to 45, nothing else.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -607,6 +608,18 @@ _VISIBLE = {
     "influencers": ("", "r.opted_out = 0"),
     "content": ("LEFT JOIN influencers a ON a.id = r.influencer_id", "(r.influencer_id IS NULL OR a.opted_out = 0)"),
 }
+
+
+def copy_data_dir(source: Path, target: Path) -> Path:
+    """Copy a data dir: SQLite through its backup API (consistent even in WAL mode, the source opened read-only),
+    index files as they are."""
+    target.mkdir(parents=True)
+    with sqlite3.connect(f"file:{source / 'relais.db'}?mode=ro", uri=True) as src:
+        with sqlite3.connect(target / "relais.db") as dst:
+            src.backup(dst)
+    if (source / "vectors").exists():
+        shutil.copytree(source / "vectors", target / "vectors")
+    return target
 
 
 def _to_blob(vector: np.ndarray) -> bytes:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from matcher.config import PROJECT_DIR, Settings  # noqa: E402
 from matcher.service import Engine  # noqa: E402
+from matcher.store import copy_data_dir  # noqa: E402, F401 (tests import it from here)
 
 FIXTURES = PROJECT_DIR / "fixtures" / "homelive"
 HOMELIVE_FILES = [FIXTURES / "influencers.jsonl", FIXTURES / "content.jsonl"]
@@ -55,11 +54,3 @@ def contents() -> dict[str, dict]:
     return {r["id"]: r for r in read_jsonl(FIXTURES / "content.jsonl")}
 
 
-def copy_data_dir(source: Path, target: Path) -> Path:
-    """Copy a data dir: SQLite through its backup API (consistent even in WAL mode), index files as they are."""
-    target.mkdir(parents=True)
-    with sqlite3.connect(source / "relais.db") as src, sqlite3.connect(target / "relais.db") as dst:
-        src.backup(dst)
-    if (source / "vectors").exists():
-        shutil.copytree(source / "vectors", target / "vectors")
-    return target
