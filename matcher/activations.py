@@ -20,7 +20,7 @@ import sqlite_utils
 from marshmallow import Schema, ValidationError
 
 from matcher.errors import ConflictError, InvalidRequestError, NotFoundError
-from matcher.store import Store, now_iso
+from matcher.store import Store, now_iso, select_in
 from models.planning_schemas import (
     MAX_LIMIT,
     ActivationChangesSchema,
@@ -365,13 +365,7 @@ def _exists(db: sqlite_utils.Database, table: str, record_id: str) -> bool:
 
 
 def _existing_content(db: sqlite_utils.Database, ids: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        found.update(
-            r[0] for r in db.execute(f"SELECT id FROM content WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-        )
-    return found
+    return {r[0] for r in select_in(db, "SELECT id FROM content WHERE id IN ({marks})", ids)}
 
 
 def _stored(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from matcher.catalogue import Catalogue
 from matcher.errors import ConfigError
-from matcher.store import Store
+from matcher.store import Store, select_in
 
 
 def load_rules(path: Path) -> dict[str, Any]:
@@ -131,14 +131,4 @@ class Fatigue:
 
 
 def _categories(db: Any, keys: dict[str, int]) -> dict[int, str]:
-    if not keys:
-        return {}
-    found: dict[int, str] = {}
-    ids = list(keys)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for key, category in db.execute(
-            f"SELECT key, category FROM influencers WHERE id IN ({', '.join('?' * len(chunk))})", chunk
-        ):
-            found[key] = category
-    return found
+    return dict(select_in(db, "SELECT key, category FROM influencers WHERE id IN ({marks})", keys))

@@ -22,7 +22,7 @@ from typing import Any
 
 from matcher.errors import InvalidRequestError
 from matcher.scoring import fold, quality
-from matcher.store import Store
+from matcher.store import Store, select_in
 from models.records import CATEGORIES
 
 GROUP_KEYS = ("campaign", "moment", "category", "network", "language", "type", "format", "quarter", "item")
@@ -246,13 +246,7 @@ def _activations(db: Any, people: dict[str, dict[str, Any]]) -> list[dict[str, A
 
 
 def _formats(db: Any, content_ids: set[str]) -> dict[str, str]:
-    ids = sorted(content_ids)
-    out: dict[str, str] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        sql = f"SELECT id, format FROM content WHERE id IN ({','.join('?' * len(chunk))})"
-        out.update(db.execute(sql, chunk).fetchall())
-    return out
+    return dict(select_in(db, "SELECT id, format FROM content WHERE id IN ({marks})", sorted(content_ids)))
 
 
 def _publications(db: Any, people: dict[str, dict[str, Any]], scope: Scope) -> list[dict[str, Any]]:
@@ -322,18 +316,15 @@ def _items(db: Any, people: dict[str, dict[str, Any]], wanted: set[tuple[str, st
                 "format": (None,),
             }
     ids = sorted(item for kind, item in wanted if kind == "content")
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        sql = f"SELECT id, influencer_id, format, language, network FROM content WHERE id IN ({marks})"
-        for item, author, fmt, language, network in db.execute(sql, chunk):
-            category = people.get(author, {}).get("category")
-            out["content", item] = {
-                "category": (category,),
-                "language": (language,),
-                "network": (network,),
-                "format": (fmt,),
-            }
+    sql = "SELECT id, influencer_id, format, language, network FROM content WHERE id IN ({marks})"
+    for item, author, fmt, language, network in select_in(db, sql, ids):
+        category = people.get(author, {}).get("category")
+        out["content", item] = {
+            "category": (category,),
+            "language": (language,),
+            "network": (network,),
+            "format": (fmt,),
+        }
     unknown = {"category": (None,), "language": (None,), "network": (None,), "format": (None,)}
     return {key: out.get(key, unknown) for key in wanted}
 

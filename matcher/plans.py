@@ -22,7 +22,7 @@ from marshmallow import Schema, ValidationError
 from matcher.config import PACKAGE_DIR, Settings
 from matcher.errors import ConflictError, InvalidRequestError, NotFoundError
 from matcher.planner import Planner, PlanRequest, load_rules
-from matcher.store import now_iso
+from matcher.store import now_iso, select_in
 from models.plan_schemas import PlanActivationsRequestSchema, PlanRequestSchema
 
 if TYPE_CHECKING:
@@ -208,12 +208,8 @@ class Plans:
 
     def _tracked(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The activations a plan created, each with its status now ('deleted' if it was since)."""
-        ids = [t["id"] for t in items]
-        statuses: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            sql = f"SELECT id, status FROM activations WHERE id IN ({', '.join('?' * len(chunk))})"
-            statuses.update(self.store.db.execute(sql, chunk).fetchall())
+        sql = "SELECT id, status FROM activations WHERE id IN ({marks})"
+        statuses = dict(select_in(self.store.db, sql, [t["id"] for t in items]))
         return [{**t, "status": statuses.get(t["id"], "deleted")} for t in items]
 
     # -- from a plan to activations -------------------------------------------------------------

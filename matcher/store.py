@@ -626,6 +626,13 @@ def _to_blob(vector: np.ndarray) -> bytes:
     return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
+def select_in(db: sqlite_utils.Database, sql: str, values: Iterable[Any], size: int = 500) -> Iterator[tuple]:
+    """The rows of ``sql`` (whose ``{marks}`` stands for an IN list) for every value, ``size`` at a time: SQLite
+    bounds the parameters of one statement."""
+    for chunk in _chunks(list(values), size):
+        yield from db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
