@@ -38,10 +38,12 @@ BATCH = 50_000  # events read per catch-up step
 
 @dataclass(frozen=True)
 class Counts:
-    """Decayed clicks and weighted views by key, for one kind at one moment."""
+    """Decayed clicks and weighted views by key, for one kind at one moment, and the moment's mean click rate μ
+    (computed once, when the counts change: every request and every explanation reads it)."""
 
     clicks: np.ndarray
     views: np.ndarray
+    mean: float = 0.0
 
 
 class Engagement:
@@ -130,6 +132,15 @@ class Engagement:
                     c.clicks[key] += weight
                 else:
                     c.views[key] += weight * self.examined(rank)
+        prior_views, prior_ctr = self.config["prior_views"], self.config["prior_ctr"]
+        counts = {
+            name: Counts(
+                c.clicks,
+                c.views,
+                (float(c.clicks.sum()) + prior_views * prior_ctr) / (float(c.views.sum()) + prior_views),
+            )
+            for name, c in counts.items()
+        }
         self._counts, self._clock = counts, clock
         self.version += 1
         self.applied += len(learned)
@@ -146,14 +157,12 @@ class Engagement:
     def _posterior(self, kind: str, moment: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """(clicks, weighted views, the moment's mean μ) for ``keys``; zeros where there is no history."""
         c = self._counts.get((kind, moment))
-        prior_views, prior_ctr = self.config["prior_views"], self.config["prior_ctr"]
         if c is None:
-            return np.zeros(len(keys)), np.zeros(len(keys)), prior_ctr
-        mean = (float(c.clicks.sum()) + prior_views * prior_ctr) / (float(c.views.sum()) + prior_views)
+            return np.zeros(len(keys)), np.zeros(len(keys)), self.config["prior_ctr"]
         inside = keys < len(c.clicks)
         clicks, views = np.zeros(len(keys)), np.zeros(len(keys))
         clicks[inside], views[inside] = c.clicks[keys[inside]], c.views[keys[inside]]
-        return clicks, views, mean
+        return clicks, views, c.mean
 
     def values(self, kind: str, moment: str, keys: np.ndarray) -> np.ndarray:
         """The engagement part of each key at the moment: 0.5 without history, above when customers click it
