@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -80,9 +80,10 @@ CHANGES, ACTIVATION, CAMPAIGN, HOLD = ActivationChangesSchema(), ActivationSchem
 class Planning:
     """The planning records of one store; ``moments``: the names an activation may name."""
 
-    def __init__(self, store: Store, moments: Collection[str]):
+    def __init__(self, store: Store, moments: Collection[str], on_write: Callable[[], Any] | None = None):
         self.store = store
         self.moments = set(moments)
+        self.on_write = on_write  # told once a write has committed (this process's fatigue follows at once)
 
     def version(self) -> int:
         """How many planning writes the store has seen (the fatigue arrays follow it)."""
@@ -94,6 +95,11 @@ class Planning:
         with self.store.transaction(bump=False) as db:
             yield db
             db.execute(BUMP)
+        self._written()
+
+    def _written(self) -> None:
+        if self.on_write is not None:
+            self.on_write()
 
     # -- campaigns ------------------------------------------------------------------------------
 
@@ -299,6 +305,8 @@ class Planning:
                 db.execute(BUMP)
             elif not _exists(db, "influencers", influencer_id):
                 raise NotFoundError(f"No influencer {influencer_id!r}.")
+        if cleared:
+            self._written()
         return cleared
 
 

@@ -91,7 +91,7 @@ class Engine:
         self.loop.sync()
         self.ranker = Ranker(self.store, self.catalogue, self.scoring, self.loop)
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
-        self.planning = Planning(self.store, set(self.moments))
+        self.planning = Planning(self.store, set(self.moments), on_write=self.loop.fatigue.refresh)
         self.plans = Plans(self)  # after everything a plan calls: match, the loop, planning
         self.fingerprint = _fingerprint(settings, f"{self.encoder.name} {self.query_encoder.name}")
         self.served_log = True  # note what every match shows (``matcher.events``): off for offline evaluation
@@ -144,9 +144,7 @@ class Engine:
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
         request = (today, moment, query, filters, limit, tuple(types), retrieval, query_vector is not None, policy)
         self.index.refresh(wait=False)
-        self.loop.ensure_running()
-        if "influencers" in types:
-            self.loop.fatigue.refresh()  # a planner's activation counts at once in the process that wrote it
+        self.loop.ensure_running()  # other processes' activations reach fatigue through it, within a second
         with self.catalogue.reading():  # one consistent state of the catalogue for the whole request
             key = (self.catalogue.version, self.loop.version, *request)  # configuration: this engine's, for life
             result = None if policy.explore else self.answers.get(key)  # exploring: a new draw every time
