@@ -457,8 +457,10 @@ def import_events(settings: Settings, file: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        click.echo(f"{file.name}: {report['accepted']} stored, {report['duplicates']} already stored, "
-                   f"{len(report['rejected'])} rejected")
+        click.echo(
+            f"{file.name}: {report['accepted']} stored, {report['duplicates']} already stored, "
+            f"{len(report['rejected'])} rejected"
+        )
         for problem in report["rejected"][:20]:
             click.echo(f"  line {problem['line']}: {json.dumps(problem['errors'], ensure_ascii=False)}")
     if report["rejected"]:
@@ -470,13 +472,26 @@ def import_events(settings: Settings, file: Path, as_json: bool) -> None:
 @click.option("--rounds", default=20, show_default=True, type=click.IntRange(2, 1000))
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 10), help="Pieces a widget shows.")
-@click.option("--shift-at", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="When the hidden preferences change (a share of the sessions; 1: never).")
+@click.option(
+    "--shift-at",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="When the hidden preferences change (a share of the sessions; 1: never).",
+)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the curves (PNG).")
 @click.option("--json", "as_json", type=click.Path(dir_okay=False, path_type=Path), help="Write every figure (JSON).")
 @data_dir_option
-def replay(settings: Settings, sessions: int, rounds: int, seed: int, limit: int, shift_at: float,
-           plot_path: Path | None, as_json: Path | None) -> None:
+def replay(
+    settings: Settings,
+    sessions: int,
+    rounds: int,
+    seed: int,
+    limit: int,
+    shift_at: float,
+    plot_path: Path | None,
+    as_json: Path | None,
+) -> None:
     """Show that the loop learns: simulated customers with a hidden truth, served by the real engine (on a copy
     of the data dir; the Homelive fixtures if it is empty). Prints CTR per round for the static, learned and
     oracle rankings, and an off-policy estimate of the learned ranking checked against the truth."""
@@ -488,21 +503,37 @@ def replay(settings: Settings, sessions: int, rounds: int, seed: int, limit: int
 
         source = Path(tempfile.mkdtemp(prefix="relais-replay-data-"))
         open_engine(replace_data_dir(settings, source)).load(DEFAULT_FIXTURES)
-    report = simulation.replay(source, sessions=sessions, rounds=rounds, seed=seed, limit=limit, shift_at=shift_at,
-                               settings=settings, progress=lambda line: click.echo(line, err=True))
+    report = simulation.replay(
+        source,
+        sessions=sessions,
+        rounds=rounds,
+        seed=seed,
+        limit=limit,
+        shift_at=shift_at,
+        settings=settings,
+        progress=lambda line: click.echo(line, err=True),
+    )
     rows = [
-        (str(c["sessions"]), *(f"{c['ctr'][k]:.4f}" for k in ("static", "learned", "oracle")),
-         *(f"{c['expected_ctr'][k]:.4f}" for k in ("static", "learned")), "shifted" if c["shifted"] else "")
+        (
+            str(c["sessions"]),
+            *(f"{c['ctr'][k]:.4f}" for k in ("static", "learned", "oracle")),
+            *(f"{c['expected_ctr'][k]:.4f}" for k in ("static", "learned")),
+            "shifted" if c["shifted"] else "",
+        )
         for c in report["curves"]
     ]
     _table(rows, ["sessions", "CTR static", "learned", "oracle", "expected static", "learned", ""])
     final, check = report["final"], report["off_policy"]
-    click.echo(f"\nlast tenth of the run: learned / static = {final['learned_over_static']:.2f} (target >= 1.2), "
-               f"learned / oracle = {final['learned_over_oracle']:.2f} (target >= 0.85)")
+    click.echo(
+        f"\nlast tenth of the run: learned / static = {final['learned_over_static']:.2f} (target >= 1.2), "
+        f"learned / oracle = {final['learned_over_oracle']:.2f} (target >= 0.85)"
+    )
     click.echo(f"static ranking vs hidden truth, Spearman: {report['rank_correlation_static_truth']:.2f}")
-    click.echo(f"off-policy (SNIPS from {check['logging_sessions']} explored static sessions): estimated CTR of the "
-               f"final learned ranking {check['estimated_ctr']:.4f}, true {check['true_ctr']:.4f} "
-               f"(error {check['relative_error']:.1%})")
+    click.echo(
+        f"off-policy (SNIPS from {check['logging_sessions']} explored static sessions): estimated CTR of the "
+        f"final learned ranking {check['estimated_ctr']:.4f}, true {check['true_ctr']:.4f} "
+        f"(error {check['relative_error']:.1%})"
+    )
     if plot_path:
         simulation.plot(report, plot_path)
         click.echo(f"plot: {plot_path}")
@@ -518,8 +549,16 @@ def replace_data_dir(settings: Settings, data_dir: Path) -> Settings:
 
 KPI_COLUMNS = {  # what `matcher kpis` prints of each grouped section (--json has every figure)
     "activations": (
-        "sent", "responded", "response_rate", "accepted", "declined", "published", "activation_rate",
-        "influencers_activated", "publications", "content_quality",
+        "sent",
+        "responded",
+        "response_rate",
+        "accepted",
+        "declined",
+        "published",
+        "activation_rate",
+        "influencers_activated",
+        "publications",
+        "content_quality",
     ),
     "share_of_voice": ("publications", "voice_publications", "share", "engagement_share"),
     "tonality": ("publications", "mean_sentiment", "positive_share", "negative_share", "net_sentiment"),

@@ -333,6 +333,20 @@ class Planner:
             "missing": request.budget[category] - len(selection.shortlist),
         }
 
+    def row_for(self, request: PlanRequest, moment: str, influencer_id: str) -> dict[str, Any] | None:
+        """The plan row of someone a planner adds by hand at a moment: scored for the brief as the planned ones
+        were (the plan's filters do not apply: the planner chose them), with the suggestion and past KPIs of their
+        category. None if they are not found (unknown, opted out or deleted)."""
+        found = self.engine.match(
+            moment, request.brief, None, 1, ["influencers"], only_influencers=[influencer_id]
+        ).influencers
+        if not found:
+            return None
+        ranked = found[0]
+        suggestion = self.suggestion(ranked.row["category"], moment)
+        past = self._past((moment,)).get((moment, suggestion["type"])) or _no_past(suggestion["type"])
+        return _row(Candidate(ranked, ranked.row["key"], np.zeros(0)), 0, "shortlist", {**suggestion, "past": past})
+
     def suggestion(self, category: str, moment: str) -> dict[str, str]:
         """The activation type the rules suggest for this category at this moment, and why."""
         by_moment = self.rules["activation_types"][category]
@@ -458,6 +472,7 @@ def _row(c: Candidate, rank: int, role: str, suggested: dict[str, Any]) -> dict[
         "diversity": c.note,
         "suggested": suggested,
         "activation": None,
+        "edited": None,
     }
 
 

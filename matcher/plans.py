@@ -23,7 +23,7 @@ from matcher.config import PACKAGE_DIR, Settings
 from matcher.errors import ConflictError, InvalidRequestError, NotFoundError
 from matcher.planner import Planner, PlanRequest, load_rules
 from matcher.store import now_iso, select_in
-from models.plan_schemas import PlanActivationsRequestSchema, PlanRequestSchema
+from models.plan_schemas import PlanActivationsRequestSchema, PlanEditsRequestSchema, PlanRequestSchema
 
 if TYPE_CHECKING:
     from matcher.service import Engine
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 RULES_NAME = "activation_rules.json"
 CSV_COLUMNS = tuple(
     "moment category rank role id name networks followers score suggested_type reason fatigue fatigue_reason "
-    "response_rate activation_rate diversity activation_id activation_status".split()
+    "response_rate activation_rate diversity edited activation_id activation_status".split()
 )
-REQUEST, ACTIVATIONS = PlanRequestSchema(), PlanActivationsRequestSchema()
+REQUEST, ACTIVATIONS, EDITS = PlanRequestSchema(), PlanActivationsRequestSchema(), PlanEditsRequestSchema()
 
 
 def rules_file(settings: Settings) -> Path:
@@ -109,6 +109,63 @@ class Plans:
             db["plans"].update(plan_id, changes)
         return self.get(plan_id)
 
+    def edit(self, plan_id: str, data: Any) -> dict[str, Any]:
+        """A planner's edits to a plan's lists, applied in order, all or none: move someone between a shortlist and
+        its alternates (``to`` shortlist or alternates, at ``position`` or last), drop them (``to`` dropped: listed
+        among the skipped, and excluded if the plan is made again), or add someone the plan does not hold at that
+        moment. A person stays once per plan; an added person must be contactable; after the edits no shortlist
+        may hold more than its budget (a swap is two edits in one call)."""
+        edits = _load(EDITS, data)["edits"]
+        record = self._record(plan_id)
+        request = self.request(json.loads(record["request"]))
+        # Rows of the people an edit adds, computed before the write (it ranks them for the brief).
+        stored_moments = json.loads(record["body"])["moments"]
+        held = {(m["moment"], r["id"]) for m, _, r in _proposed(stored_moments)}
+        planned = {m["moment"] for m in stored_moments}
+        rows = {
+            (item["moment"], item["influencer"]): self._addable(request, item, number)
+            for number, item in enumerate(edits)
+            if item["to"] != "dropped"
+            and item["moment"] in planned
+            and (item["moment"], item["influencer"]) not in held
+        }
+        with self.store.transaction(bump=False) as db:
+            found = db.execute("SELECT body, request FROM plans WHERE id = ?", [plan_id]).fetchone()
+            if found is None:
+                raise NotFoundError(f"No plan {plan_id!r}: it was deleted meanwhile.")
+            body, stored = json.loads(found[0]), json.loads(found[1])
+            for number, item in enumerate(edits):
+                _apply(body["moments"], item, rows, f"edits.{number}", stored)
+            over = [
+                f"{m['moment']}/{b['category']}: {len(b['shortlist'])} for a budget of {b['budget']}"
+                for m in body["moments"]
+                for b in m["categories"]
+                if len(b["shortlist"]) > b["budget"]
+            ]
+            if over:
+                raise ConflictError(
+                    f"A shortlist would hold more than its budget ({'; '.join(over)}): move someone to the "
+                    "alternates in the same call, or plan again with a larger budget. Nothing was changed."
+                )
+            changes = {"body": json.dumps(body, ensure_ascii=False), "request": json.dumps(stored, ensure_ascii=False)}
+            db["plans"].update(plan_id, {**changes, "updated_at": now_iso()})
+        return self.get(plan_id)
+
+    def _addable(self, request: PlanRequest, item: dict[str, Any], number: int) -> dict[str, Any]:
+        """The row of someone to add at a moment, or the reason they may not be added."""
+        field = f"edits.{number}.influencer"
+        row = self.planner.row_for(request, item["moment"], item["influencer"])
+        if row is None:
+            raise InvalidRequestError(
+                f"No influencer {item['influencer']!r} to add (unknown, opted out or deleted).",
+                {field: ["Not found: an id from GET /v1/influencers?q=…"]},
+            )
+        if row["fatigue"]["value"] <= 0:
+            raise ConflictError(
+                f"{row['name']} may not be contacted now: {row['fatigue']['reason']}. Nothing was changed."
+            )
+        return row
+
     def delete(self, plan_id: str) -> dict[str, Any]:
         """Forget a plan; the activations it created stay (they are records of their own)."""
         with self.store.transaction(bump=False) as db:
@@ -183,6 +240,7 @@ class Plans:
                     withdrawn |= {r["id"] for r in block[role]} - {r["id"] for r in rows}
                     for rank, row in enumerate(rows, start=1):
                         row["rank"], row["activation"] = rank, by_row.get((moment["moment"], row["id"]))
+                        row.setdefault("edited", None)  # plans stored before edits existed
                     block[role] = rows
                 block["skipped"] = [s for s in block["skipped"] if s["id"] not in gone]
                 block["missing"] = block["budget"] - len(block["shortlist"])
@@ -330,6 +388,7 @@ def plan_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:
                 "response_rate": past["response_rate"],
                 "activation_rate": past["activation_rate"],
                 "diversity": row["diversity"],
+                "edited": row["edited"],
                 "activation_id": activation.get("id"),
                 "activation_status": activation.get("status"),
             }
@@ -352,6 +411,70 @@ def _activation_id(plan_id: str, moment: str, influencer_id: str) -> str:
     """The same for the same plan and row, whoever asks: what keeps a repeated call from making two."""
     digest = hashlib.sha256(f"{plan_id}\n{moment}\n{influencer_id}".encode()).hexdigest()[:10]
     return f"act-{plan_id.removeprefix('pln-')}-{digest}"
+
+
+def _find(moment: dict[str, Any], item: dict[str, Any]) -> tuple[dict[str, Any], str, int] | None:
+    """Where a person is in a moment of a plan: (category block, list, index), or None."""
+    for block in moment["categories"]:
+        for role in ("shortlist", "alternates"):
+            for i, row in enumerate(block[role]):
+                if row["id"] == item["influencer"]:
+                    return block, role, i
+    return None
+
+
+def _apply(
+    moments: list[dict[str, Any]],
+    item: dict[str, Any],
+    rows: dict[tuple[str, str], dict[str, Any]],
+    where: str,
+    request: dict[str, Any],
+) -> None:
+    """One edit applied to a plan's moments (and its stored request's exclusions), or the error that stops all.
+    ``rows``: the rows of people to add, by (moment, id); those an edit drops join them (to be added back)."""
+    by_name = {m["moment"]: m for m in moments}
+    moment, person, to = by_name.get(item["moment"]), item["influencer"], item["to"]
+    if moment is None:
+        raise InvalidRequestError(
+            f"The plan has no moment {item['moment']!r}.", {f"{where}.moment": [f"Among: {', '.join(by_name)}."]}
+        )
+    place = _find(moment, item)
+    elsewhere = [m["moment"] for m in moments if m is not moment and _find(m, item)]
+    if elsewhere:
+        raise ConflictError(
+            f"{person!r} is in the plan for {elsewhere[0]}: a person appears once per plan; drop them there first."
+        )
+    if place is None and to == "dropped":
+        raise InvalidRequestError(
+            f"{person!r} is not in the plan at {item['moment']}.", {f"{where}.influencer": ["Not at this moment."]}
+        )
+    if place is None:
+        row = rows[item["moment"], person]  # computed before the write, or dropped by an earlier edit
+        block = next((b for b in moment["categories"] if b["category"] == row["category"]), None)
+        if block is None:
+            raise InvalidRequestError(
+                f"The plan has no {row['category']} list at {item['moment']}: plan again with a budget for it.",
+                {f"{where}.influencer": [f"A {row['category']}: this plan has no list for the category."]},
+            )
+        block["skipped"] = [s for s in block["skipped"] if s["id"] != person]
+        if person in request["exclude"]:
+            request["exclude"].remove(person)
+        row = {**row, "edited": "added by a planner"}
+    else:
+        block, role, index = place
+        row = block[role].pop(index)
+        if to == "dropped":
+            reason = "dropped by a planner"
+            block["skipped"].append({"id": person, "name": row["name"], "score": row["score"], "reason": reason})
+            request["exclude"] = [*dict.fromkeys([*request["exclude"], person])]
+            rows[item["moment"], person] = row
+            return
+        if role != to:
+            row["edited"] = f"moved to the {'shortlist' if to == 'shortlist' else 'alternates'} by a planner"
+    target = block[to]
+    position = min(item.get("position") or len(target) + 1, len(target) + 1)
+    row["role"] = "shortlist" if to == "shortlist" else "alternate"
+    target.insert(position - 1, row)
 
 
 def _load(schema: Schema, data: Any) -> dict[str, Any]:

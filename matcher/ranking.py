@@ -191,8 +191,16 @@ class Ranker:
     # -- influencers ----------------------------------------------------------------------------
 
     def rank_influencers(
-        self, target: Target, moment: Moment, filters: Filters, limit: int, policy: Policy = LEARNED
+        self,
+        target: Target,
+        moment: Moment,
+        filters: Filters,
+        limit: int,
+        policy: Policy = LEARNED,
+        only: np.ndarray | None = None,
     ) -> list[Ranked]:
+        """The ``limit`` best; with ``only`` (keys), those of them the filters allow, scored among the same
+        candidates as any request (what a planner adding someone by hand is shown), whatever their rank."""
         content = self.retriever.candidates(
             "content", target, self.config["candidates"]["content_for_influencers"], self.catalogue.visible("content")
         )
@@ -202,9 +210,10 @@ class Ranker:
                 by_author[author].append(i)
         # People found through what they publish are candidates as much as those found through their profile.
         allowed = self.catalogue.visible("influencers") & filters.influencer_mask(self.catalogue)
-        found = self.retriever.candidates(
-            "influencers", target, self.pool_size(limit), allowed, include=np.array(sorted(by_author), np.int64)
-        )
+        include = np.array(sorted(by_author), np.int64)
+        if only is not None:
+            include = np.union1d(include, only[(only >= 0) & (only < len(allowed))])
+        found = self.retriever.candidates("influencers", target, self.pool_size(limit), allowed, include=include)
         table = self.catalogue.tables["influencers"]
         publishing = self.catalogue.content_counts()[found.keys]
         best = np.array([content.relevance[by_author[k][0]] if k in by_author else np.nan for k in found.keys.tolist()])
@@ -219,9 +228,14 @@ class Ranker:
         }
         weights = scoring.weights_for(self.config, moment, "influencer", target.query is not None)
         scores = scoring.weighted_mean(values, weights)
-        chosen, propensity = self._order(
-            found, scores, values, weights, "influencers", moment, policy, lambda order: order[:limit]
-        )
+        if only is not None:
+            wanted = np.isin(found.keys, only)
+            chosen = [i for i in np.lexsort((found.keys, -scores)).tolist() if wanted[i]]
+            propensity = [1.0] * len(chosen)
+        else:
+            chosen, propensity = self._order(
+                found, scores, values, weights, "influencers", moment, policy, lambda order: order[:limit]
+            )
         out = self._influencer_results(
             found, chosen, values, scores, weights, moment, target, content, by_author, policy
         )

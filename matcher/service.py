@@ -111,13 +111,15 @@ class Engine:
         policy: Policy = LEARNED,
         request_id: str | None = None,
         caller: str | None = None,
+        only_influencers: Sequence[str] = (),
     ) -> MatchResult:
         """Ranked influencers and content for a moment, a query (optional) and filters.
 
         ``retrieval`` is 'hybrid' (dense and lexical, fused), 'dense' or 'lexical' (for evaluation);
         ``query_vector``: the query's embedding when the caller has one (a chatbot's words, detected first);
         ``policy``: static, learned (the default) or exploring; ``request_id``: note what was shown under this id
-        (with ``caller``, the key), for the events that will refer to it.
+        (with ``caller``, the key), for the events that will refer to it; ``only_influencers``: ids of the only
+        influencers to return, scored as in any request whatever their rank (those the filters refuse are left out).
         """
         chosen = get_moment(self.moments, moment)
         if not isinstance(filters, Filters):
@@ -142,7 +144,19 @@ class Engine:
         ranker = self.ranker if retrieval == self.ranker.retriever.mode else self.ranker.with_mode(retrieval)
         # Freshness counts whole days from today (UTC): the same request gives the same answer all day long.
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-        request = (today, moment, query, filters, limit, tuple(types), retrieval, query_vector is not None, policy)
+        only = tuple(sorted(set(only_influencers)))
+        request = (
+            today,
+            moment,
+            query,
+            filters,
+            limit,
+            tuple(types),
+            retrieval,
+            query_vector is not None,
+            policy,
+            only,
+        )
         self.index.refresh(wait=False)
         self.loop.ensure_running()  # other processes' activations reach fatigue through it, within a second
         with self.catalogue.reading():  # one consistent state of the catalogue for the whole request
@@ -151,7 +165,10 @@ class Engine:
             if result is None:
                 influencers, content = [], []
                 if "influencers" in types:
-                    influencers = ranker.rank_influencers(target, chosen, filters, limit, policy)
+                    keys = (
+                        np.array(list(self.store.keys_by_id("influencers", only).values()), np.int64) if only else None
+                    )
+                    influencers = ranker.rank_influencers(target, chosen, filters, limit, policy, keys)
                 if "content" in types:
                     content = ranker.rank_content(target, chosen, filters, limit, today, policy)
                 result = MatchResult(chosen, query, filters, influencers, content, policy=policy.name)
@@ -205,6 +222,10 @@ class Engine:
             "record": influencer_from_row(row),
             "content_count": self.store.content_counts([row["id"]]).get(row["id"], 0),
         }
+
+    def find_influencers(self, text: str, category: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Influencers by part of a name, id or handle (not opted out): a planner looking someone up."""
+        return self.store.find_influencers(text, category, limit)
 
     def content(self, content_id: str, *, hidden: bool = False) -> dict[str, Any]:
         """A piece of content and its author (None for brand content); an opted-out author's only with ``hidden``."""

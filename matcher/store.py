@@ -23,6 +23,7 @@ import sqlite_utils
 from matcher import lexical
 from matcher.errors import ConflictError
 from matcher.rows import decode_row, record_hash
+from matcher.scoring import fold
 
 KINDS = ("influencers", "content")
 
@@ -226,6 +227,7 @@ class Store:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 10000")
             db.execute("PRAGMA synchronous = FULL")  # with WAL: a commit survives a power cut, not only a crash
+            db.conn.create_function("fold", 1, _fold_sql, deterministic=True)  # the one normalisation, in SQL
             self._local.db = db
         return db
 
@@ -570,6 +572,19 @@ class Store:
                 problems.append(f"{kind}: full-text index out of step with the table ({e})")
         return problems
 
+    def find_influencers(self, text: str, category: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Visible influencers whose name, id or a handle contains ``text`` (case and accents ignored), those whose
+        name starts with it first, then by audience: a planner looking someone up to add them to a plan."""
+        words = fold(text)
+        where = "opted_out = 0 AND (instr(fold(name), ?) OR instr(fold(id), ?) OR instr(fold(platforms), ?))"
+        args: list[Any] = [words, words, words]
+        if category:
+            where += " AND category = ?"
+            args.append(category)
+        sql = f"""SELECT * FROM influencers WHERE {where}
+            ORDER BY instr(fold(name), ?) != 1, followers DESC, id LIMIT ?"""
+        return [decode_row(r) for r in self.db.query(sql, [*args, words, limit])]
+
     def influencer_rows_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list({i for i in ids if i})
         out: dict[str, dict[str, Any]] = {}
@@ -636,3 +651,7 @@ def select_in(db: sqlite_utils.Database, sql: str, values: Iterable[Any], size: 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _fold_sql(value: Any) -> str | None:
+    return None if value is None else fold(str(value))

@@ -279,6 +279,32 @@ class HealthSchema(Schema):
     )
 
 
+class InfluencerSearchQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    q = fields.String(
+        required=True,
+        validate=validate.Length(min=2, max=100),
+        metadata={"description": "Part of a name, an id or a handle (case and accents ignored)."},
+    )
+    category = fields.String(validate=validate.OneOf(CATEGORIES))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_LIMIT))
+
+
+class InfluencerFoundSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    category = fields.String(required=True)
+    language = fields.String(allow_none=True, required=True)
+    networks = fields.List(fields.String(), required=True)
+    followers = fields.Integer(required=True)
+
+
+class InfluencerSearchSchema(Schema):
+    influencers = fields.List(fields.Nested(InfluencerFoundSchema), required=True)
+
+
 class InfluencerRecordSchema(InfluencerSchema):
     """An influencer as in the data contract (extra fields kept), with what Relais derives."""
 

@@ -98,6 +98,33 @@ class PlanActivationsRequestSchema(Schema):
     )
 
 
+class PlanEditSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    moment = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    influencer = fields.String(required=True, validate=RECORD_ID, metadata={"description": "An influencer id."})
+    to = fields.String(
+        required=True,
+        validate=validate.OneOf(["shortlist", "alternates", "dropped"]),
+        metadata={"description": "Where the person goes: a list of their category at that moment, or out."},
+    )
+    position = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=MAX_BUDGET + MAX_ALTERNATES + 1),
+        metadata={"description": "1 = first in the list; default last."},
+    )
+
+
+class PlanEditsRequestSchema(Schema):
+    """A planner's edits to a plan, applied in order, all or none."""
+
+    class Meta:
+        unknown = RAISE
+
+    edits = fields.List(fields.Nested(PlanEditSchema), required=True, validate=validate.Length(min=1, max=50))
+
+
 # -- responses -----------------------------------------------------------------------------------
 
 
@@ -146,6 +173,9 @@ class PlanRowSchema(Schema):
     )
     suggested = fields.Nested(SuggestionSchema, required=True)
     activation = fields.Nested(TrackedSchema, allow_none=True, required=True)
+    edited = fields.String(
+        allow_none=True, required=True, metadata={"description": "What a planner did to this row, if anything."}
+    )
 
 
 class SkippedSchema(Schema):

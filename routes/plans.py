@@ -11,6 +11,7 @@ from models.plan_schemas import (
     PlanActivationsOutSchema,
     PlanActivationsRequestSchema,
     PlanDeletedSchema,
+    PlanEditsRequestSchema,
     PlanListSchema,
     PlanOutSchema,
     PlanRequestSchema,
@@ -108,6 +109,27 @@ def get_plan_csv(plan_id: str) -> Any:
 def replace_plan(plan_id: str) -> Any:
     """Plan again for a new request under the same id; the activations it created stay tracked."""
     return reply(PlanOutSchema(), _plans().replace(plan_id, json_body()))
+
+
+@bp.patch("/plans/<path:plan_id>")
+@operation(
+    roles=READERS,
+    tag="plans",
+    body=PlanEditsRequestSchema,
+    example={"edits": [{"moment": "technical_validation", "influencer": "inf-julien-domotique", "to": "alternates"}]},
+    path_example=PLAN_ID,
+    responses=PLAN,
+    errors=(404, 409),
+)
+def edit_plan(plan_id: str) -> Any:
+    """Edit a plan's lists: move people between a shortlist and its alternates, drop them, add someone.
+
+    Edits apply in order, all or none. `to: dropped` lists the person among the skipped ("dropped by a planner")
+    and excludes them if the plan is made again; someone the plan does not hold at that moment is added, scored for
+    the brief as the others were, if they may be contacted (else 409) and are not in the plan at another moment
+    (409). No shortlist may end above its budget (409): a swap is two edits in one call.
+    """
+    return reply(PlanOutSchema(), _plans().edit(plan_id, json_body()))
 
 
 @bp.delete("/plans/<path:plan_id>")

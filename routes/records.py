@@ -15,6 +15,8 @@ from models.api_schemas import (
     DeletedSchema,
     ImportReportSchema,
     InfluencerRecordSchema,
+    InfluencerSearchQuerySchema,
+    InfluencerSearchSchema,
     WrittenSchema,
 )
 from models.contract import ContentSchema, InfluencerSchema
@@ -103,6 +105,21 @@ def _replace(kind: str, record_id: str) -> Any:
 def _delete(kind: str, record_id: str) -> Any:
     deleted = engine().delete(kind, record_id)
     return reply(DeletedSchema(), {"id": record_id, "deleted": True, "content_deleted": len(deleted.content_keys)})
+
+
+@bp.get("/influencers")
+@operation(
+    roles=READERS,
+    tag="influencers",
+    query=InfluencerSearchQuerySchema,
+    example={"q": "julien"},
+    responses={200: (InfluencerSearchSchema, "Up to `limit`, names starting with `q` first, then by audience.")},
+)
+def find_influencers() -> Any:
+    """Look influencers up by part of a name, id or handle (to add one to a plan); opted-out people are not found."""
+    args = InfluencerSearchQuerySchema().load(request.args.to_dict())
+    found = engine().find_influencers(args["q"], args.get("category"), args["limit"])
+    return reply(InfluencerSearchSchema(), {"influencers": found})
 
 
 @bp.get("/influencers/<path:record_id>")

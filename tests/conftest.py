@@ -52,5 +52,3 @@ def influencers() -> dict[str, dict]:
 @pytest.fixture(scope="session")
 def contents() -> dict[str, dict]:
     return {r["id"]: r for r in read_jsonl(FIXTURES / "content.jsonl")}
-
-

@@ -404,6 +404,146 @@ def test_past_activations_of_the_suggested_type_are_shown(private):
     }
 
 
+# -- a planner's edits ---------------------------------------------------------------------------
+
+TV = "technical_validation"
+
+
+def edit(api, found: dict, *edits, status: int = 200) -> dict:
+    """``edits``: (moment, influencer, to) or (moment, influencer, to, {"position": n})."""
+    body = {"edits": [{"moment": e[0], "influencer": e[1], "to": e[2], **(e[3] if len(e) > 3 else {})} for e in edits]}
+    response = api("patch", f"/v1/plans/{found['id']}", body)
+    assert response.status_code == status, response.get_json()
+    return response.get_json()
+
+
+def ids(found: dict, moment: str, category: str, role: str) -> list[str]:
+    return [r["id"] for r in block(found, moment, category)[role]]
+
+
+def test_a_swap_between_shortlist_and_alternates_is_two_edits_in_one_call(api):
+    found = plan(api, moments=[TV], budget={"partner": 2})
+    shortlist, alternates = ids(found, TV, "partner", "shortlist"), ids(found, TV, "partner", "alternates")
+    last, first_alternate = shortlist[-1], alternates[0]
+    # Alone, promoting an alternate would put three people on a shortlist of two: refused, nothing changed.
+    refused = edit(api, found, (TV, first_alternate, "shortlist"), status=409)["error"]
+    assert "more than its budget" in refused["message"] and "technical_validation/partner: 3" in refused["message"]
+    assert api("get", f"/v1/plans/{found['id']}").get_json()["moments"] == found["moments"]
+
+    swapped = edit(api, found, (TV, last, "alternates", {"position": 1}), (TV, first_alternate, "shortlist"))
+    assert ids(swapped, TV, "partner", "shortlist") == [*shortlist[:-1], first_alternate]
+    assert ids(swapped, TV, "partner", "alternates") == [last, *alternates[1:]]
+    rows_now = {r["id"]: r for _, _, r in rows(swapped)}
+    assert rows_now[first_alternate]["role"] == "shortlist" and rows_now[last]["role"] == "alternate"
+    assert rows_now[first_alternate]["edited"] == "moved to the shortlist by a planner"
+    assert rows_now[last]["edited"] == "moved to the alternates by a planner"
+    assert rows_now[shortlist[0]]["edited"] is None
+    for role in ROLES:  # ranks follow the lists' new order
+        listed = block(swapped, TV, "partner")[role]
+        assert [r["rank"] for r in listed] == list(range(1, len(listed) + 1))
+    lines = list(csv.DictReader(io.StringIO(api("get", f"/v1/plans/{found['id']}.csv").get_data(as_text=True))))
+    by_id = {line["id"]: line for line in lines}
+    assert (by_id[first_alternate]["role"], by_id[first_alternate]["edited"]) == (
+        "shortlist",
+        rows_now[first_alternate]["edited"],
+    )
+    # The activations follow the edited shortlist.
+    made = api("post", f"/v1/plans/{found['id']}/activations").get_json()["created"]
+    assert sorted(a["influencer_id"] for a in made) == sorted(r["id"] for _, _, r in rows(swapped, ("shortlist",)))
+    assert first_alternate in [a["influencer_id"] for a in made] and last not in [a["influencer_id"] for a in made]
+
+
+def test_a_dropped_person_is_listed_as_skipped_and_stays_out_when_planned_again(api):
+    found = plan(api, moments=[TV])
+    person = ids(found, TV, "partner", "shortlist")[0]
+    dropped = edit(api, found, (TV, person, "dropped"))
+    assert person not in [r["id"] for _, _, r in rows(dropped)]
+    assert {"id": person, "reason": "dropped by a planner"}.items() <= next(
+        s for s in block(dropped, TV, "partner")["skipped"] if s["id"] == person
+    ).items()
+    assert block(dropped, TV, "partner")["missing"] == block(found, TV, "partner")["missing"] + 1
+    assert person in dropped["request"]["exclude"]
+    again = api("put", f"/v1/plans/{found['id']}", dropped["request"]).get_json()  # plan again, as made
+    assert person not in [r["id"] for _, _, r in rows(again)]
+    edit(api, found, (TV, person, "dropped"), status=400)  # not in the plan any more
+
+
+def test_someone_the_plan_does_not_hold_can_be_added_if_they_may_be_contacted(private, influencers):
+    api, _ = private
+    found = plan(api, moments=[TV], budget={"partner": 2})
+    held = {r["id"] for _, _, r in rows(found)}
+    partners = [i for i, r in influencers.items() if r["category"] == "partner" and not r.get("opted_out")]
+    outsider = next(i for i in partners if i not in held)
+    added = edit(api, found, (TV, outsider, "alternates", {"position": 1}))
+    row = block(added, TV, "partner")["alternates"][0]
+    assert (row["id"], row["role"], row["edited"], row["activation"]) == (
+        outsider,
+        "alternate",
+        "added by a planner",
+        None,
+    )
+    rule = RULES["activation_types"]["partner"].get(TV, RULES["activation_types"]["partner"]["default"])
+    assert (row["suggested"]["type"], row["suggested"]["reason"]) == (rule["type"], rule["reason"])
+    total = sum(p["weight"] for p in row["score_parts"].values())
+    assert row["score"] == pytest.approx(
+        sum(p["value"] * p["weight"] for p in row["score_parts"].values()) / total, abs=1e-3
+    )
+    # Once per plan: not a second time, at this moment or another.
+    edit(api, found, (TV, outsider, "shortlist"), status=409)  # the shortlist is full
+    second = plan(api, moments=["discovery", TV])
+    there = ids(second, "discovery", "partner", "shortlist")[0]
+    assert "once per plan" in edit(api, second, (TV, there, "alternates"), status=409)["error"]["message"]
+    # Someone held may not be added; someone unknown or opted out is not found. Nothing changes.
+    other = next(i for i in partners if i not in held and i != outsider)
+    until = (date.today() + timedelta(days=10)).isoformat()
+    assert api("put", f"/v1/influencers/{other}/hold", {"until": until, "reason": "pause"}).status_code == 200
+    assert (
+        f"do not contact before {until}" in edit(api, found, (TV, other, "alternates"), status=409)["error"]["message"]
+    )
+    gone = next(i for i, r in influencers.items() if r.get("opted_out"))
+    for person in (gone, "inf-nobody"):
+        assert "edits.0.influencer" in edit(api, found, (TV, person, "alternates"), status=400)["error"]["fields"]
+    assert api("get", f"/v1/plans/{found['id']}").get_json()["moments"] == added["moments"]
+
+
+def test_edits_apply_all_or_none(api):
+    found = plan(api, moments=[TV])
+    first = ids(found, TV, "partner", "shortlist")[0]
+    answer = edit(api, found, (TV, first, "dropped"), ("after_sales", first, "shortlist"), status=400)["error"]
+    assert answer["fields"] == {"edits.1.moment": ["Among: technical_validation."]}
+    assert api("get", f"/v1/plans/{found['id']}").get_json()["moments"] == found["moments"]
+    for body in ({"edits": []}, {"edits": [{"moment": TV, "influencer": first, "to": "elsewhere"}]}, {"edit": []}):
+        assert api("patch", f"/v1/plans/{found['id']}", body).status_code == 400
+    assert (
+        api(
+            "patch", "/v1/plans/pln-none", {"edits": [{"moment": TV, "influencer": first, "to": "dropped"}]}
+        ).status_code
+        == 404
+    )
+
+
+def test_influencers_are_found_by_part_of_a_name_with_accents_ignored(api, influencers):
+    def search(text: str, **args) -> list[dict]:
+        response = api("get", f"/v1/influencers?q={text}" + "".join(f"&{k}={v}" for k, v in args.items()))
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()["influencers"]
+
+    visible = {i: r for i, r in influencers.items() if not r.get("opted_out")}
+    accented = next(r for r in visible.values() if fold(r["name"]) != r["name"].casefold())
+    word = fold(next(w for w in accented["name"].split() if fold(w) != w.casefold()))  # typed without its accent
+    found = search(word)
+    assert accented["id"] in [f["id"] for f in found]
+    for f in found:  # each holds the word in its name, id or a handle, accents aside
+        record = visible[f["id"]]
+        assert word in fold(" ".join([record["name"], record["id"], *(p["handle"] for p in record["platforms"])]))
+    gone = next(r for r in influencers.values() if r.get("opted_out"))
+    assert gone["id"] not in [f["id"] for f in search(gone["id"][4:])]
+    partners = search("in", category="partner", limit=100)
+    assert partners and {f["category"] for f in partners} == {"partner"}
+    assert api("get", "/v1/influencers?q=a").status_code == 400  # one letter finds everyone: refused
+    assert api("get", "/v1/influencers?q=julien", role="widget").status_code == 403
+
+
 # -- exports -------------------------------------------------------------------------------------
 
 
