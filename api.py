@@ -16,7 +16,7 @@ from matcher.cache import LRU
 from matcher.config import Settings
 from matcher.errors import RelaisError
 from matcher.service import Engine
-from routes import docs, events, guard, kpis, matching, planning, plans, records, system, widget
+from routes import docs, events, guard, kpis, matching, planner, planning, plans, records, system, widget
 
 logger = logging.getLogger("relais.api")
 ANSWERS_KEPT = 512
@@ -58,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         system.bp,
         docs.bp,
         widget.bp,
+        planner.bp,
     ):
         app.register_blueprint(blueprint)
     guard.install(app)

@@ -7,10 +7,7 @@ points the widgets at another API origin (another port, or one that is down)."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import re
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
@@ -18,8 +15,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, vali
 from werkzeug.exceptions import NotFound
 
 from routes import PUBLIC, operation
+from routes.assets import serve
 
-HERE = Path(__file__).parent
 bp = Blueprint("widget", __name__, template_folder="templates")
 
 # The script's URL is not versioned (sites paste one tag), so browsers and CDNs keep it for an hour and then
@@ -30,22 +27,6 @@ DEMO_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; connect-src 'self'{api}; "
     "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-
-
-@functools.lru_cache(maxsize=8)
-def _asset(name: str, modified_ns: int) -> tuple[bytes, str]:
-    """A file of static/ and its ETag, read once per version of the file."""
-    body = (HERE / "static" / name).read_bytes()
-    return body, hashlib.sha256(body).hexdigest()[:32]
-
-
-def _serve(name: str, mimetype: str, headers: dict[str, str]) -> Any:
-    path = HERE / "static" / name
-    body, etag = _asset(name, path.stat().st_mtime_ns)
-    headers = {**headers, "ETag": f'"{etag}"', "X-Content-Type-Options": "nosniff"}
-    if etag in request.if_none_match:
-        return "", 304, headers
-    return current_app.response_class(body, mimetype=mimetype, headers=headers)
 
 
 @bp.get("/widget.js")
@@ -67,7 +48,7 @@ def script() -> Any:
     a second) and clicks to POST /v1/events. The key is a widget key made for the page's origin
     (`matcher keys create --role widget --origin https://www.example.com`). Cached for an hour, then revalidated.
     """
-    return _serve(
+    return serve(
         "widget.js",
         "text/javascript",
         {
@@ -136,7 +117,7 @@ def demo() -> Any:
 def demo_css() -> Any:
     """The demo page's own stylesheet (a file: the page's CSP allows no inline style), dev mode only."""
     _dev_only()
-    return _serve("widget-demo.css", "text/css", {"Cache-Control": "no-cache"})
+    return serve("widget-demo.css", "text/css", {"Cache-Control": "no-cache"})
 
 
 def _dev_only() -> None:
