@@ -8,13 +8,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
 import re
 import socket
 import sqlite3
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +20,7 @@ from api import create_app
 from matcher.config import PROJECT_DIR
 from matcher.keys import create_key
 from matcher.store import Store
+from tests.browser import assert_clean, make_browser, open_page, require_chromium, wait_for
 from tests.conftest import FIXTURES, copy_data_dir, read_jsonl
 from tests.test_crash import Server
 from tests.test_fuzz import UNLIMITED
@@ -29,7 +28,6 @@ from tests.test_server import free_port
 
 SIZE_BUDGET = 10 * 1024  # gzipped
 SCRIPT = PROJECT_DIR / "routes" / "static" / "widget.js"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SITE = "https://www.example.com"  # the origin the wrong-origin key is made for
 # The moments whose widgets are told apart by their formats: each against the other.
 CONTRAST = {"technical_validation": "desirability", "desirability": "technical_validation"}
@@ -115,16 +113,6 @@ def test_demo_passes_a_key_and_an_api_to_its_widgets(apps):
 
 # -- in a real browser: headless Chromium against a live server --------------------------------------------------
 
-# Added to every page before its own scripts: what the page's CSP refuses, what the widget warns, what throws.
-PROBE = """(() => {
-  const probe = window.__probe = {violations: [], warnings: [], errors: []};
-  document.addEventListener('securitypolicyviolation',
-    (e) => probe.violations.push(e.violatedDirective + ' ' + e.blockedURI), true);
-  const warn = console.warn.bind(console);
-  console.warn = (...args) => { probe.warnings.push(args.join(' ')); warn(...args); };
-  addEventListener('error', (e) => probe.errors.push(String(e.message)));
-  addEventListener('unhandledrejection', (e) => probe.errors.push(String(e.reason)));
-})();"""
 WIDGETS = """
 return Array.from(document.querySelectorAll('relais-moment')).map((w) => ({
   moment: w.getAttribute('moment'), query: w.getAttribute('query'), state: w.getAttribute('data-state'),
@@ -137,16 +125,7 @@ return Array.from(document.querySelectorAll('relais-moment')).map((w) => ({
 
 @pytest.fixture(scope="module")
 def chromium():
-    """Debian's Chromium and its driver, with Selenium: skipped where they are missing, but not in CI."""
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("selenium (pip install -r requirements.txt)")
-    if missing:
-        if os.environ.get("RELAIS_CI"):
-            pytest.fail(f"{', '.join(missing)} missing, and .ci/run should have installed them")
-        pytest.skip(f"{', '.join(missing)} missing (.ci/run installs them: apt-get install chromium chromium-driver)")
+    require_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -167,52 +146,13 @@ def live(chromium, homelive_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(chromium):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # CI runs as root
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,900",
-        "--no-first-run",
-        # hermetic: the cards link to Instagram and YouTube; only the local server resolves
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(30)
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE})
-    driver.home = driver.current_window_handle
+    driver = make_browser()
     yield driver
     driver.quit()
 
 
-def open_page(driver, url: str) -> None:
-    for handle in set(driver.window_handles) - {driver.home}:  # tabs opened by target=_blank cards
-        driver.switch_to.window(handle)
-        driver.close()
-    driver.switch_to.window(driver.home)
-    driver.get_log("browser")  # only this page's entries from now on
-    driver.get(url)
-
-
 def widgets(driver) -> dict[str, dict]:
     return {w["moment"] or w["query"]: w for w in driver.execute_script(WIDGETS)}
-
-
-def wait_for(predicate, timeout: float = 20, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = predicate()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what or predicate}"
-        time.sleep(0.25)
 
 
 def show(driver, moment: str) -> None:
@@ -225,14 +165,6 @@ def show(driver, moment: str) -> None:
 def settled(driver, moment: str, state: str = "ready") -> dict:
     show(driver, moment)
     return wait_for(lambda: widgets(driver)[moment]["state"] == state and widgets(driver)[moment], what=moment)
-
-
-def assert_clean(driver) -> None:
-    """No CSP violation, no uncaught error; nothing the CSP refused in the browser's own log either."""
-    probe = driver.execute_script("return window.__probe")
-    assert probe["violations"] == [] and probe["errors"] == [], probe
-    refused = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
-    assert refused == []
 
 
 def get_json(url: str) -> dict:

@@ -656,8 +656,14 @@
         formats[format] = (formats[format] || 0) + share * (value(g.publications) || 0);
       }
     }
+    // Each theme's share is the voices' part of that theme's publications: shares of different themes do not add
+    // up, so they are lines (the five themes with the most publications; the data table lists every theme).
     const quarters = [...new Set(byQuarter.share_of_voice.groups.map((g) => g.group.quarter))].sort();
-    const themes = [...new Set(byQuarter.share_of_voice.groups.map((g) => g.group.theme))];
+    const volume = {};
+    for (const g of byQuarter.share_of_voice.groups) {
+      volume[g.group.theme] = (volume[g.group.theme] || 0) + (value(g.publications) || 0);
+    }
+    const themes = Object.keys(volume).sort((a, b) => volume[b] - volume[a]);
     const share = (q, theme) => {
       const g = byQuarter.share_of_voice.groups.find((x) => x.group.quarter === q && x.group.theme === theme);
       return g ? value(g.share) : null;
@@ -670,7 +676,7 @@
       {id: "formats", title: t("chart_formats"), type: "bar", labels: Object.keys(formats),
         datasets: [{label: t("publications"), data: Object.values(formats).map((n) => Math.round(n))}]},
       {id: "share-of-voice", title: `${t("chart_sov")} — ${t("kpi_voices", {n: byQuarter.share_of_voice.voices.count, rule: $("voices").selectedOptions[0].textContent})}`,
-        type: "bar", stacked: true, percent: true, labels: quarters,
+        type: "line", percent: true, labels: quarters, shown: 5,
         datasets: themes.map((theme) => ({label: theme, data: quarters.map((q) => share(q, theme))}))},
       {id: "tonality", title: t("chart_tonality"), type: "line", labels: tonality.map((g) => g.group.quarter),
         datasets: ["mean_sentiment", "positive_share", "negative_share"].map((name) =>
@@ -706,15 +712,14 @@
       type: spec.type,
       data: {
         labels: spec.labels,
-        datasets: spec.datasets.map((d, i) => ({
+        datasets: spec.datasets.slice(0, spec.shown || spec.datasets.length).map((d, i) => ({
           ...d, backgroundColor: COLOURS[i % COLOURS.length], borderColor: COLOURS[i % COLOURS.length], spanGaps: true,
         })),
       },
       options: {
         animation: false, responsive: true, maintainAspectRatio: false, locale: state.lang,
         scales: {
-          x: {stacked: Boolean(spec.stacked)},
-          y: {stacked: Boolean(spec.stacked), beginAtZero: true, ticks: {callback: format}},
+          y: {beginAtZero: true, ticks: {callback: format, precision: spec.percent ? undefined : 0}},
         },
         plugins: {tooltip: {callbacks: {label: (c) => `${c.dataset.label}: ${format(c.parsed.y)}`}}},
       },
@@ -737,13 +742,15 @@
 
   async function load() {
     try {
+      await listPlans(); // first: a planner's route, so that a key of another role is told so at once
+      $("key-section").hidden = true;
+      $("alert").hidden = true;
       state.moments = (await api("GET", "/v1/moments")).moments;
       fillBriefChoices();
       const campaigns = (await api("GET", "/v1/campaigns")).campaigns;
       const select = $("campaign");
+      for (const option of [...select.options].slice(1)) option.remove();
       for (const c of campaigns) select.append(el("option", {value: c.id, text: c.name || c.id}));
-      $("key-section").hidden = true;
-      await listPlans();
       await loadKpis();
     } catch (error) {
       fail(error);
@@ -776,7 +783,9 @@
     $("saved-plans").addEventListener("change", openPlan);
     $("create-activations").addEventListener("click", createActivations);
     $("export-csv").addEventListener("click", exportCsv);
-    for (const id of ["f-category", "f-network", "f-language", "f-audience"]) $(id).addEventListener("input", applyViewFilters);
+    for (const id of ["f-category", "f-network", "f-language", "f-audience"]) {
+      for (const type of ["input", "change"]) $(id).addEventListener(type, applyViewFilters);
+    }
     $("kpi-form").addEventListener("submit", (event) => {
       event.preventDefault();
       loadKpis().then(() => say(t("kpi_loading")));
