@@ -6,7 +6,7 @@ FIXTURES := fixtures/homelive/influencers.jsonl fixtures/homelive/content.jsonl
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install serve test lint eval bench clean
+.PHONY: help install serve test lint eval bench screenshots clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ serve: install  ## load the Homelive fixtures on first run, then serve the API o
 
 test: install  ## run the test suite (real model, SQLite, FAISS and HTTP server)
 	$(PY) -m pytest -q
+
+screenshots: install  ## retake the README's screenshots of the pages (docs/*.png), in headless Chromium
+	RELAIS_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_planner_page.py tests/test_widget.py
 
 lint: install  ## ruff over the code
 	$(PY) -m pip install --quiet ruff && $(VENV)/bin/ruff check .

@@ -117,7 +117,9 @@ class Plans:
         may hold more than its budget (a swap is two edits in one call)."""
         edits = _load(EDITS, data)["edits"]
         record = self._record(plan_id)
-        request = self.request(json.loads(record["request"]))
+        # The request as stored (checked when the plan was made; its campaign may have gone since): the brief.
+        stored_request = json.loads(record["request"])
+        request = PlanRequest(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored_request.items()})
         # Rows of the people an edit adds, computed before the write (it ranks them for the brief).
         stored_moments = json.loads(record["body"])["moments"]
         held = {(m["moment"], r["id"]) for m, _, r in _proposed(stored_moments)}
@@ -364,8 +366,21 @@ def plan_csv(plan: dict[str, Any]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in plan_rows(plan):
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+        writer.writerow([_cell(row[c]) for c in CSV_COLUMNS])
     return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text that starts like a formula gets a leading apostrophe (OWASP's
+    advice against CSV injection: a name such as '=HYPERLINK(…)' comes from records anyone may import)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def plan_rows(plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -574,6 +574,19 @@ def test_the_csv_matches_the_json(api):
     assert len(lines) == sum(len(b[role]) for m in found["moments"] for b in m["categories"] for role in ROLES)
 
 
+def test_the_csv_does_not_carry_formulas_into_a_spreadsheet(private, influencers):
+    api, app = private
+    person = top(plan(api), "technical_validation", "partner")
+    formula = '=HYPERLINK("http://evil.example","Julien")'
+    put_influencer(app.extensions["relais"], influencers, person["id"], name=formula)
+    found = plan(api)
+    assert formula in [r["name"] for _, _, r in rows(found)]  # the JSON keeps the name as given
+    lines = list(csv.DictReader(io.StringIO(api("get", f"/v1/plans/{found['id']}.csv").get_data(as_text=True))))
+    names = {line["id"]: line["name"] for line in lines}
+    assert names[person["id"]] == "'" + formula
+    assert all(not n.startswith(("=", "+", "-", "@")) for n in names.values())
+
+
 # -- activations ---------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
 import re
 import socket
 import sqlite3
@@ -226,6 +227,12 @@ def test_demo_shows_each_moment_its_kinds_of_content(live, browser):
         mine = sum(weights[moment][f] for f in kinds)
         assert mine > sum(weights[other][f] for f in kinds), (moment, kinds)
     assert_clean(browser)
+    if os.environ.get("RELAIS_SCREENSHOTS"):  # make screenshots: the README's picture of the demo
+        section = browser.execute_script(
+            "return document.querySelector(\"relais-moment[moment='desirability']\").closest('section')"
+        )
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", section)
+        (PROJECT_DIR / "docs" / "widget-demo.png").write_bytes(section.screenshot_as_png)
 
 
 def test_a_card_seen_sends_an_impression_and_a_click_is_recorded(live, browser):
