@@ -576,7 +576,8 @@ class Store:
         """Visible influencers whose name, id or a handle contains ``text`` (case and accents ignored), those whose
         name starts with it first, then by audience: a planner looking someone up to add them to a plan."""
         words = fold(text)
-        where = "opted_out = 0 AND (instr(fold(name), ?) OR instr(fold(id), ?) OR instr(fold(platforms), ?))"
+        handle = "EXISTS (SELECT 1 FROM json_each(platforms) p WHERE instr(fold(json_extract(p.value, '$.handle')), ?))"
+        where = f"opted_out = 0 AND (instr(fold(name), ?) OR instr(fold(id), ?) OR {handle})"
         args: list[Any] = [words, words, words]
         if category:
             where += " AND category = ?"
