@@ -464,7 +464,9 @@ def _apply(
             f"{person!r} is not in the plan at {item['moment']}.", {f"{where}.influencer": ["Not at this moment."]}
         )
     if place is None:
-        row = rows[item["moment"], person]  # computed before the write, or dropped by an earlier edit
+        row = rows.get((item["moment"], person))  # computed before the write, or dropped by an earlier edit
+        if row is None:  # they were in the plan when it was read, and another call moved them since
+            raise ConflictError("The plan changed while these edits were prepared: read it again, then edit.")
         block = next((b for b in moment["categories"] if b["category"] == row["category"]), None)
         if block is None:
             raise InvalidRequestError(
