@@ -35,7 +35,7 @@ from matcher.plans import Plans
 from matcher.ranking import LEARNED, Policy, Ranked, Ranker
 from matcher.retrieval import Target
 from matcher.rows import content_from_row, influencer_from_row
-from matcher.scoring import load_scoring
+from matcher.scoring import fold, load_scoring
 from matcher.store import KINDS, Deleted, Store, Written
 from matcher.writer import Writer
 from models.api_schemas import MAX_LIMIT, RESULT_TYPES
@@ -94,6 +94,7 @@ class Engine:
         self.planning = Planning(self.store, set(self.moments), on_write=self.loop.fatigue.refresh)
         self.plans = Plans(self)  # after everything a plan calls: match, the loop, planning
         self.fingerprint = _fingerprint(settings, f"{self.encoder.name} {self.query_encoder.name}")
+        self._names: tuple[int, list[tuple[Any, ...]]] | None = None  # find_influencers' folded names, by version
         self.served_log = True  # note what every match shows (``matcher.events``): off for offline evaluation
 
     # -- matching -------------------------------------------------------------------------------
@@ -224,8 +225,23 @@ class Engine:
         }
 
     def find_influencers(self, text: str, category: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Influencers by part of a name, id or handle (not opted out): a planner looking someone up."""
-        return self.store.find_influencers(text, category, limit)
+        """Influencers not opted out whose name, id or a handle contains ``text`` (case and accents ignored, by the
+        one ``fold``), names that start with it first, then by audience: a planner looking someone up. The folded
+        names are kept per catalogue version (a scan of SQL rows folding each took ~0.4 s at 34,000 people)."""
+        version = self.catalogue.version
+        if self._names is None or self._names[0] != version:
+            self._names = (
+                version,
+                [
+                    (fold(" ".join([name, i, *handles])), fold(name), i, kind, followers)
+                    for i, name, handles, kind, followers in self.store.influencer_names()
+                ],
+            )
+        words = fold(text)
+        found = [p for p in self._names[1] if words in p[0] and (category is None or p[3] == category)]
+        found.sort(key=lambda p: (not p[1].startswith(words), -p[4], p[2]))
+        rows = self.store.influencer_rows_by_id(p[2] for p in found[:limit])
+        return [rows[p[2]] for p in found[:limit] if p[2] in rows and not rows[p[2]]["opted_out"]]
 
     def content(self, content_id: str, *, hidden: bool = False) -> dict[str, Any]:
         """A piece of content and its author (None for brand content); an opted-out author's only with ``hidden``."""

@@ -8,6 +8,7 @@ to 45 by reading the keys of versions 42 to 45, nothing else.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import threading
@@ -23,7 +24,6 @@ import sqlite_utils
 from matcher import lexical
 from matcher.errors import ConflictError
 from matcher.rows import decode_row, record_hash
-from matcher.scoring import fold
 
 KINDS = ("influencers", "content")
 
@@ -227,7 +227,6 @@ class Store:
             db.execute("PRAGMA foreign_keys = ON")
             db.execute("PRAGMA busy_timeout = 10000")
             db.execute("PRAGMA synchronous = FULL")  # with WAL: a commit survives a power cut, not only a crash
-            db.conn.create_function("fold", 1, _fold_sql, deterministic=True)  # the one normalisation, in SQL
             self._local.db = db
         return db
 
@@ -572,19 +571,13 @@ class Store:
                 problems.append(f"{kind}: full-text index out of step with the table ({e})")
         return problems
 
-    def find_influencers(self, text: str, category: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Visible influencers whose name, id or a handle contains ``text`` (case and accents ignored), those whose
-        name starts with it first, then by audience: a planner looking someone up to add them to a plan."""
-        words = fold(text)
-        handle = "EXISTS (SELECT 1 FROM json_each(platforms) p WHERE instr(fold(json_extract(p.value, '$.handle')), ?))"
-        where = f"opted_out = 0 AND (instr(fold(name), ?) OR instr(fold(id), ?) OR {handle})"
-        args: list[Any] = [words, words, words]
-        if category:
-            where += " AND category = ?"
-            args.append(category)
-        sql = f"""SELECT * FROM influencers WHERE {where}
-            ORDER BY instr(fold(name), ?) != 1, followers DESC, id LIMIT ?"""
-        return [decode_row(r) for r in self.db.query(sql, [*args, words, limit])]
+    def influencer_names(self) -> list[tuple[str, str, list[str], str, int]]:
+        """(id, name, handles, category, followers) of every influencer not opted out: what a lookup reads."""
+        sql = "SELECT id, name, platforms, category, followers FROM influencers WHERE opted_out = 0"
+        return [
+            (i, name, [p.get("handle") or "" for p in json.loads(platforms)], category, followers)
+            for i, name, platforms, category, followers in self.db.execute(sql)
+        ]
 
     def influencer_rows_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list({i for i in ids if i})
@@ -652,7 +645,3 @@ def select_in(db: sqlite_utils.Database, sql: str, values: Iterable[Any], size: 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _fold_sql(value: Any) -> str | None:
-    return None if value is None else fold(str(value))
