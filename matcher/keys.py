@@ -30,7 +30,8 @@ class ApiKey:
     revoked_at: str | None = None
 
     def allows_origin(self, origin: str | None) -> bool:
-        return origin is not None and normalize_origin(origin, strict=True) in self.origins
+        # What a browser sends is not ours to refuse with a 500: an unusable Origin matches no origin.
+        return origin is not None and normalize_origin(origin, strict=False) in self.origins
 
 
 def create_key(
@@ -89,7 +90,11 @@ def allowed_origins(store: Store) -> set[str]:
 
 def normalize_origin(origin: str, *, strict: bool = True) -> str:
     """'https://WWW.Example.com:443/' -> 'https://www.example.com': scheme, host and port, as browsers send."""
-    parsed = urlparse(origin.strip())
+    try:
+        parsed = urlparse(origin.strip())
+        port = parsed.port  # ValueError for a port out of range, as urlparse's for 'https://[::1'
+    except ValueError:
+        parsed, port = urlparse(""), None
     valid = parsed.scheme in ("http", "https") and parsed.hostname and parsed.path in ("", "/") and not parsed.query
     if not valid:
         if strict:
@@ -99,8 +104,8 @@ def normalize_origin(origin: str, *, strict: bool = True) -> str:
             )
         return ""
     default = {"http": 80, "https": 443}[parsed.scheme]
-    port = f":{parsed.port}" if parsed.port and parsed.port != default else ""
-    return f"{parsed.scheme}://{parsed.hostname}{port}"
+    shown = f":{port}" if port and port != default else ""
+    return f"{parsed.scheme}://{parsed.hostname}{shown}"
 
 
 def _hash(key: str) -> str:

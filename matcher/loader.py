@@ -133,10 +133,34 @@ def parse_jsonl(lines: Iterable[bytes | str]) -> Iterator[tuple[int, Any] | Reje
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+MAX_DEPTH = 32  # the contract's deepest value is 3 levels; Python's own limit would be hit, far below, at ~1000
+
+
 def parse_json(text: str | bytes) -> Any:
     """json.loads without the NaN and Infinity that Python accepts and JSON does not (they would come back out
-    as invalid JSON, or as NaN scores)."""
-    return json.loads(text, parse_constant=_refuse_constant)
+    as invalid JSON, or as NaN scores), and without values nested deeper than ``MAX_DEPTH`` (every reader after
+    this one recurses: a RecursionError there would be a 500)."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+    if _too_deep(value):
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether a parsed value nests lists and objects more than ``MAX_DEPTH`` levels (without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _refuse_constant(name: str) -> None:
@@ -169,7 +193,15 @@ def parse_csv(lines: Iterable[bytes | str], kind: str) -> Iterator[tuple[int, An
     text = (line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line for line in lines)
     reader = csv.DictReader(_drop_bom(text))
     start = 2
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # a cell over the csv module's field limit (128 KiB), a NUL byte: this line only
+            yield Rejection(start, f"not readable as CSV: {e}")
+            start = reader.line_num + 1
+            continue
         number, start = start, reader.line_num + 1
         if None in row:
             yield Rejection(number, f"{len(row[None])} more cells than the header has columns")
@@ -191,7 +223,7 @@ def parse_csv(lines: Iterable[bytes | str], kind: str) -> Iterator[tuple[int, An
 def _cell(column: str, cell: str) -> Any:
     if column in JSON_FIELDS or (column in LIST_FIELDS and cell.startswith("[")):
         try:
-            return json.loads(cell)
+            return parse_json(cell)
         except ValueError as e:
             raise ValueError(f"{column}: not valid JSON ({e})") from e
     if column in LIST_FIELDS:

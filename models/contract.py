@@ -80,6 +80,10 @@ MAX_ENGAGEMENT_RATE = 100.0  # a fraction; real ones stay below 2, even for tiny
 
 # Normalisation strips spaces: a value that is only spaces would be stored empty, so it is refused instead.
 NOT_BLANK = validate.Regexp(r"\S", error="Must not be blank.")
+# An id travels in URLs, logs, CSV exports and file names: no NUL, no line break, no other control character.
+PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="Must not hold control characters (NUL, line breaks…).")
+ID = [validate.Length(min=1, max=200), PRINTABLE]
+MAX_TAG_COUNT = 200
 
 
 class PlatformSchema(_ContractSchema):
@@ -99,11 +103,11 @@ class PlatformSchema(_ContractSchema):
 
 
 class InfluencerSchema(_ContractSchema):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    id = fields.String(required=True, validate=ID)
     name = fields.String(required=True, validate=[validate.Length(min=1, max=300), NOT_BLANK])
     bio = fields.String(load_default="", allow_none=True, validate=validate.Length(max=5000))
     topics = fields.List(
-        fields.String(validate=validate.Length(max=100)), load_default=list, validate=validate.Length(max=200)
+        fields.String(validate=validate.Length(max=100)), load_default=list, validate=validate.Length(max=MAX_TAG_COUNT)
     )
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     language = fields.String(load_default=None, allow_none=True, validate=check_language)
@@ -138,18 +142,22 @@ class EngagementSchema(_ContractSchema):
 
 
 class ContentSchema(_ContractSchema):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    influencer_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
+    id = fields.String(required=True, validate=ID)
+    influencer_id = fields.String(load_default=None, allow_none=True, validate=ID)
     title = fields.String(load_default="", allow_none=True, validate=validate.Length(max=1000))
     text = fields.String(load_default="", allow_none=True, validate=validate.Length(max=100_000))
     url = fields.Url(load_default=None, allow_none=True, require_tld=False, schemes={"http", "https"})
     format = fields.String(required=True, validate=validate.OneOf(FORMATS))
     language = fields.String(load_default=None, allow_none=True, validate=check_language)
     published_at = fields.DateTime(required=True)
-    topics = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    topics = fields.List(
+        fields.String(validate=validate.Length(max=100)), load_default=list, validate=validate.Length(max=MAX_TAG_COUNT)
+    )
     engagement = fields.Nested(EngagementSchema, load_default=None, allow_none=True)
     sentiment = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=-1, max=1))
-    products = fields.List(fields.String(validate=validate.Length(max=100)), load_default=list)
+    products = fields.List(
+        fields.String(validate=validate.Length(max=100)), load_default=list, validate=validate.Length(max=MAX_TAG_COUNT)
+    )
 
     @pre_load
     def _strip_ids(self, data: Any, **kwargs: Any) -> Any:

@@ -1,0 +1,132 @@
+"""What a hostile tester broke (issue 14), each case failing before its fix: malformed Origin headers, deeply
+nested JSON, CSV cells beyond the csv module's field limit, ids with control characters, unbounded tag lists.
+Every answer is a clear 4xx (or a rejected line in an import), never a 500, and nothing is stored by a refusal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api import create_app
+from matcher.keys import create_key
+from matcher.loader import MAX_DEPTH
+
+SITE = "https://www.example.com"
+ZOE = {
+    "id": "inf-zoe-hardening",
+    "name": "Zoé Capteurs",
+    "category": "affinity",
+    "language": "fr",
+    "platforms": [{"network": "youtube", "handle": "@zoe", "followers": 5400}],
+}
+PIECE = {
+    "id": "cnt-zoe-hardening",
+    "influencer_id": "inf-zoe-hardening",
+    "format": "review",
+    "language": "fr",
+    "title": "Le détecteur démonté",
+    "published_at": "2026-11-20T10:00:00+01:00",
+}
+BAD_ORIGINS = ["null", "/path", "https://www.example.com:99999", "https://[::1", f"{SITE} https://b.example", "x" * 300]
+
+
+@pytest.fixture(scope="module")
+def app(homelive_dir, tmp_path_factory):
+    from tests.conftest import copy_data_dir
+
+    data = copy_data_dir(homelive_dir, tmp_path_factory.mktemp("hardening") / "data")
+    made = create_app({"DATA_DIR": str(data), "WARM_DETECTOR": False})
+    store = made.extensions["relais"].store
+    made.keys = {role: create_key(store, role, [SITE] if role == "widget" else [])[1] for role in ("widget", "admin")}
+    return made
+
+
+def call(app, method, path, body=None, role="admin", headers=None, content_type="application/json"):
+    data = body if isinstance(body, str | bytes) or body is None else json.dumps(body)
+    sent = {"Authorization": f"Bearer {app.keys[role]}", **(headers or {})}
+    return app.test_client().open(path, method=method, data=data, headers=sent, content_type=content_type)
+
+
+def refused(response, status=400):
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:300])
+    error = response.get_json()["error"]
+    assert error["status"] == status and error["message"]
+    return error
+
+
+@pytest.mark.parametrize("origin", BAD_ORIGINS)
+def test_an_unusable_origin_is_ignored_for_planner_keys_and_refused_for_widget_keys(app, origin):
+    planner = call(app, "GET", "/v1/moments", headers={"Origin": origin})
+    assert planner.status_code == 200 and "Access-Control-Allow-Origin" not in planner.headers
+    match = {"moment": "desirability", "limit": 2}
+    widget = call(app, "POST", "/v1/match", match, role="widget", headers={"Origin": origin})
+    assert "not allowed from" in refused(widget, 403)["message"]
+    good = call(app, "POST", "/v1/match", match, role="widget", headers={"Origin": SITE})
+    assert good.status_code == 200  # the same key from its own site
+
+
+def nested(depth: int) -> str:
+    return '{"a": ' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/match"), ("POST", "/v1/moments/detect"), ("PUT", "/v1/influencers/inf-deep"), ("POST", "/v1/plans")],
+)
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 600, 5000])
+def test_deeply_nested_json_is_a_400(app, method, path, depth):
+    error = refused(call(app, method, path, nested(depth)))
+    assert error["code"] == "malformed_json" and "levels deep" in error["message"]
+    assert call(app, "GET", "/v1/influencers/inf-deep").status_code == 404  # nothing stored
+
+
+def test_json_as_deep_as_allowed_is_read(app):
+    # A body nested exactly MAX_DEPTH levels parses, and is then judged on its fields (not as malformed).
+    error = refused(call(app, "POST", "/v1/match", nested(MAX_DEPTH)))
+    assert error["code"] == "invalid_request" and "a" in error["fields"]
+
+
+def test_an_import_rejects_a_deep_line_and_keeps_the_rest(app):
+    lines = [json.dumps({**ZOE, "id": "inf-zoe-deep-1"}), nested(1000), json.dumps({**ZOE, "id": "inf-zoe-deep-2"})]
+    response = call(app, "POST", "/v1/import?kind=influencers", "\n".join(lines) + "\n", content_type="text/plain")
+    assert response.status_code == 200, response.get_json()
+    report = response.get_json()
+    assert report["inserted"] == 2 and [r["line"] for r in report["rejected"]] == [2]
+    assert "levels deep" in report["rejected"][0]["reason"]
+
+
+def test_a_csv_cell_beyond_the_field_limit_rejects_its_line_only(app):
+    huge = "x" * 200_000  # the csv module's limit is 131,072 characters
+    rows = (
+        "id,name,category,language,network,handle,followers\n"
+        "inf-csv-ok-1,Ana,affinity,fr,instagram,@ana,1200\n"
+        f'inf-csv-huge,"{huge}",affinity,fr,instagram,@huge,1300\n'
+        "inf-csv-ok-2,Bea,affinity,fr,instagram,@bea,1400\n"
+    )
+    response = call(app, "POST", "/v1/import?kind=influencers", rows, content_type="text/csv")
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    report = response.get_json()
+    assert report["inserted"] == 2 and [r["line"] for r in report["rejected"]] == [3]
+    assert "not readable as CSV" in report["rejected"][0]["reason"]
+    for person, status in (("inf-csv-ok-1", 200), ("inf-csv-ok-2", 200), ("inf-csv-huge", 404)):
+        assert call(app, "GET", f"/v1/influencers/{person}").status_code == status
+
+
+@pytest.mark.parametrize("bad", ["inf-\x00nul", "inf-line\nbreak", "inf-\x1bescape", "inf-\x7fdel"])
+def test_ids_with_control_characters_are_refused(app, bad):
+    error = refused(call(app, "POST", "/v1/influencers", {**ZOE, "id": bad}))
+    assert "control characters" in json.dumps(error["fields"])
+    error = refused(call(app, "POST", "/v1/content", {**PIECE, "id": "cnt-ok-id", "influencer_id": bad}))
+    assert "influencer_id" in error["fields"]
+
+
+@pytest.mark.parametrize("field", ["topics", "products"])
+def test_content_tag_lists_are_bounded(app, field):
+    assert call(app, "PUT", f"/v1/influencers/{ZOE['id']}", ZOE).status_code in (200, 201)
+    piece = {**PIECE, "id": f"{PIECE['id']}-{field}"}
+    error = refused(call(app, "PUT", f"/v1/content/{piece['id']}", {**piece, field: [f"t{i}" for i in range(10_000)]}))
+    assert field in error["fields"]
+    assert call(app, "GET", f"/v1/content/{piece['id']}").status_code == 404  # nothing stored
+    fine = call(app, "PUT", f"/v1/content/{piece['id']}", {**piece, field: [f"t{i}" for i in range(50)]})
+    assert fine.status_code in (200, 201), fine.get_json()
