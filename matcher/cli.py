@@ -15,6 +15,7 @@ import click
 
 from matcher.config import PROJECT_DIR, Settings
 from matcher.errors import RelaisError
+from matcher.loader import KEPT_REJECTIONS
 
 logger = logging.getLogger("matcher")
 DEFAULT_FIXTURES = (
@@ -83,12 +84,12 @@ def load(settings: Settings, files: tuple[Path, ...], if_empty: bool, strict: bo
             click.echo(
                 f"{report.source}: {report.kind}, {report.lines} lines: {report.accepted} accepted "
                 f"({report.inserted} new, {report.updated} updated, {report.unchanged} unchanged), "
-                f"{len(report.rejected)} rejected"
+                f"{report.rejected_count} rejected"
             )
             for rejection in report.rejected[:20]:
                 click.echo(f"  line {rejection.line}: {rejection.reason}")
-            if len(report.rejected) > 20:
-                click.echo(f"  ... and {len(report.rejected) - 20} more (use --json for all)")
+            if report.rejected_count > 20:
+                click.echo(f"  ... and {report.rejected_count - 20} more (--json: the first {KEPT_REJECTIONS})")
         health = engine.health()
         click.echo(
             f"Indexed {health['indexed']['influencers']} influencers and {health['indexed']['content']} "

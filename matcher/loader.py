@@ -26,6 +26,10 @@ class Rejection:
     id: str | None = None
 
 
+KEPT_REJECTIONS = 1000  # rejected lines reported in full; the others are counted
+REASON_KINDS = 50
+
+
 @dataclass
 class FileReport:
     """What happened to each line of one file."""
@@ -36,11 +40,26 @@ class FileReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)  # the first KEPT_REJECTIONS only
+    rejected_count: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def accepted(self) -> int:
         return self.inserted + self.updated + self.unchanged
+
+    def reject(self, rejection: Rejection) -> None:
+        """Count a rejected line; keep its details for the first KEPT_REJECTIONS only, and a count per kind of
+        reason (its words before any ':', at most REASON_KINDS of them): a file of a million bad lines gives a
+        report of a few hundred kilobytes, not of a hundred megabytes."""
+        self.rejected_count += 1
+        if len(self.rejected) < KEPT_REJECTIONS:
+            self.rejected.append(rejection)
+        kind = rejection.reason.split(":", 1)[0][:80]
+        if kind in self.rejected_by_reason or len(self.rejected_by_reason) < REASON_KINDS:
+            self.rejected_by_reason[kind] = self.rejected_by_reason.get(kind, 0) + 1
+        else:
+            self.rejected_by_reason["other"] = self.rejected_by_reason.get("other", 0) + 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +71,8 @@ class FileReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": [{"line": r.line, "id": r.id, "reason": r.reason} for r in self.rejected],
+            "rejected_count": self.rejected_count,
+            "rejected_by_reason": dict(self.rejected_by_reason),
         }
 
 

@@ -40,7 +40,7 @@ class Writer:
         records: list[tuple[int, Influencer | Content]] = []
         for item in parsed:
             if isinstance(item, Rejection):
-                report.rejected.append(item)
+                report.reject(item)
                 report.lines = max(report.lines, item.line)
             else:
                 records.append(item)
@@ -110,7 +110,7 @@ class Writer:
             if record.influencer_id is None or record.influencer_id in known:
                 kept.append((line, record))
             else:
-                report.rejected.append(
+                report.reject(
                     Rejection(
                         line,
                         f"influencer_id {record.influencer_id!r} is not a known influencer (load influencers first)",

@@ -344,7 +344,18 @@ class ImportReportSchema(Schema):
     inserted = fields.Integer(required=True)
     updated = fields.Integer(required=True)
     unchanged = fields.Integer(required=True)
-    rejected = fields.List(fields.Nested(RejectionSchema), required=True)
+    rejected = fields.List(
+        fields.Nested(RejectionSchema), required=True, metadata={"description": "The first 1,000 rejected lines."}
+    )
+    rejected_count = fields.Integer(required=True, metadata={"description": "Every rejected line."})
+    rejected_by_reason = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={
+            "description": "Rejected lines per kind of reason (its words before any ':'; 50 kinds, then 'other')."
+        },
+    )
 
 
 class ErrorBodySchema(Schema):
