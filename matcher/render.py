@@ -24,6 +24,45 @@ def match_dict(result: MatchResult) -> dict[str, Any]:
     }
 
 
+PUBLIC_CONTENT = ("id", "title", "excerpt", "url", "format", "language", "network", "published_at", "thumbnail")
+
+
+def public_match_dict(full: dict[str, Any]) -> dict[str, Any]:
+    """What a public web page may show of a match (widget keys): for content, its title, excerpt, link, format,
+    network, date, thumbnail and its author's name; for influencers, their name and the links to their pieces. No
+    bio, handles, audience, engagement, sentiment or score parts: those are the brand's planning data."""
+
+    def piece(c: dict[str, Any]) -> dict[str, Any]:
+        author = c["influencer"]
+        return {
+            **{k: c[k] for k in PUBLIC_CONTENT},
+            "influencer": None if author is None else {"id": author["id"], "name": author["name"]},
+            "rank": c["rank"],
+            "propensity": c["propensity"],
+        }
+
+    def person(i: dict[str, Any]) -> dict[str, Any]:
+        evidence = [{k: e[k] for k in ("id", "title", "format", "url")} for e in i["evidence"]]
+        return {
+            "id": i["id"],
+            "name": i["name"],
+            "rank": i["rank"],
+            "propensity": i["propensity"],
+            "evidence": evidence,
+        }
+
+    return {
+        "moment": full["moment"],
+        "detection": full["detection"],
+        "query": full["query"],
+        "filters": full["filters"],
+        "influencers": [person(i) for i in full["influencers"]],
+        "content": [piece(c) for c in full["content"]],
+        "policy": full["policy"],
+        "projection": "public",
+    }
+
+
 def detection_dict(detection: Detection, language: str | None = None) -> dict[str, Any]:
     """The detected moment; when unsure, a message says so and names the runner-up."""
     message = None

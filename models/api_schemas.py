@@ -246,6 +246,12 @@ class MatchResponseSchema(Schema):
     policy = fields.String(
         required=True, metadata={"description": "learned, or explore; events refer to it by the X-Request-ID header."}
     )
+    projection = fields.String(
+        metadata={
+            "description": "'public' for a widget key: only what a public page shows (see POST /v1/match); "
+            "absent for planner and admin keys, who get every field."
+        }
+    )
 
 
 class MomentOutSchema(Schema):

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 
 from matcher.ranking import LEARNED, Policy
-from matcher.render import detection_dict, match_dict
+from matcher.render import detection_dict, match_dict, public_match_dict
 from models.api_schemas import (
     DetectionSchema,
     DetectRequestSchema,
@@ -47,11 +47,16 @@ def match() -> Any:
     Planners send a moment and a brief; chatbots send `text` (the customer's words) and may leave the moment
     out: it is then detected, and `detection` says how sure that is. Widgets should prefer GET /v1/match,
     which can be cached.
+
+    A **widget key** gets the public projection (`projection: "public"`): content with id, title, excerpt, url,
+    format, language, network, published_at, thumbnail, its author's id and name, rank and propensity;
+    influencers with id, name, rank, propensity and their pieces' id, title, format and url. No bio, handles,
+    audience, engagement, sentiment, topics, products, scores or score parts: those stay with planner keys.
     """
     params = load_or_raise(REQUEST, json_body())
     # match_dict builds MatchResponseSchema's shape itself (tests/test_contract.py: dumping it through the schema
     # changes nothing): a dump would cost a third of the request.
-    return jsonify(match_dict(_run(params))), 200, {"Cache-Control": "no-store"}
+    return jsonify(_body(_run(params))), 200, {"Cache-Control": "no-store"}
 
 
 @bp.get("/match")
@@ -70,7 +75,8 @@ def match_cached() -> Any:
 
     The answer changes only when the data, the configuration, what customers taught it (at most every few
     seconds), the planners' activations or the day change; the ETag says which, and a request with
-    If-None-Match gets 304 without any work done. With `explore=true` it is not cacheable.
+    If-None-Match gets 304 without any work done. With `explore=true` it is not cacheable. A widget key gets
+    the public projection described under POST /v1/match.
     """
     parsed = current_app.extensions["relais.queries"]
     found = parsed.get(request.query_string)
@@ -81,8 +87,8 @@ def match_cached() -> Any:
         parsed.put(request.query_string, found)
     params, canonical = found
     if params["explore"]:  # a new draw each time: nothing to cache
-        return jsonify(match_dict(_run(params))), 200, {"Cache-Control": "no-store"}
-    etag = hashlib.sha256(f"{engine().state_tag()} {canonical}".encode()).hexdigest()[:32]
+        return jsonify(_body(_run(params))), 200, {"Cache-Control": "no-store"}
+    etag = hashlib.sha256(f"{engine().state_tag()} {canonical} {_public()}".encode()).hexdigest()[:32]
     headers = {
         "Cache-Control": f"public, max-age={current_app.config['CACHE_MAX_AGE']}",
         "ETag": f'"{etag}"',
@@ -97,7 +103,7 @@ def match_cached() -> Any:
     answer = cache.get(etag)
     if answer is None:  # the same page view, or another page of the same moment: rendered once per state
         result = _run(params)
-        answer = current_app.json.dumps(match_dict(result)), result.moment.name, result.shown()  # the schema's shape
+        answer = current_app.json.dumps(_body(result)), result.moment.name, result.shown()  # the schema's shape
         cache.put(etag, answer)
     else:  # this request showed them too: its events will name its own request id
         engine().note_served(g.request_id, answer[1], _caller(), "learned", answer[2])
@@ -151,6 +157,17 @@ def _run(params: dict[str, Any]) -> Any:
         return engine().match_text(params["text"], params["filters"], params["limit"], params["types"], **serving)
     query = params["text"] if params["text"] is not None else params["query"]
     return engine().match(params["moment"], query, params["filters"], params["limit"], params["types"], **serving)
+
+
+def _public() -> bool:
+    """Whether the caller gets the public projection: a widget key's answers are shown on public pages."""
+    key = g.get("api_key")
+    return key is not None and key.role == "widget"
+
+
+def _body(result: Any) -> dict[str, Any]:
+    full = match_dict(result)
+    return public_match_dict(full) if _public() else full
 
 
 def _caller() -> str | None:

@@ -130,3 +130,35 @@ def test_content_tag_lists_are_bounded(app, field):
     assert call(app, "GET", f"/v1/content/{piece['id']}").status_code == 404  # nothing stored
     fine = call(app, "PUT", f"/v1/content/{piece['id']}", {**piece, field: [f"t{i}" for i in range(50)]})
     assert fine.status_code in (200, 201), fine.get_json()
+
+
+PRIVATE = {"bio", "platforms", "followers", "engagement_rate", "engagement", "sentiment", "score", "score_parts"}
+
+
+def keys_of(items: list[dict]) -> set[str]:
+    found = set()
+    for item in items:
+        found |= set(item) | {f"influencer.{k}" for k in item.get("influencer") or {}}
+    return found
+
+
+def test_widget_keys_get_a_public_projection_and_planner_keys_everything(app):
+    body = {"moment": "desirability", "types": ["influencers", "content"], "limit": 5}
+    public = call(app, "POST", "/v1/match", body, role="widget", headers={"Origin": SITE}).get_json()
+    full = call(app, "POST", "/v1/match", body).get_json()
+    assert public["projection"] == "public" and "projection" not in full
+    assert public["content"] and public["influencers"]
+    assert [c["id"] for c in public["content"]] == [c["id"] for c in full["content"]]  # the same answer, projected
+    seen = keys_of(public["content"]) | keys_of(public["influencers"])
+    assert not seen & PRIVATE and "influencer.followers" not in seen and "influencer.category" not in seen
+    assert {"title", "url", "format", "influencer.name"} <= keys_of(public["content"])
+    assert PRIVATE - {"engagement_rate", "bio", "platforms", "followers"} <= keys_of(full["content"])
+    assert {"bio", "platforms", "followers"} <= keys_of(full["influencers"])
+    # The cacheable GET: another body and another ETag for each, so that no cache hands one to the other.
+    query = "/v1/match?moment=desirability&types=content&limit=3"
+    widget = call(app, "GET", query, role="widget", headers={"Origin": SITE})
+    planner = call(app, "GET", query)
+    assert widget.headers["ETag"] != planner.headers["ETag"]
+    assert not keys_of(widget.get_json()["content"]) & PRIVATE and "score_parts" in keys_of(
+        planner.get_json()["content"]
+    )
