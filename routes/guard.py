@@ -8,6 +8,7 @@ one): Flask-Limiter, which wraps it, spent 40% of a cached GET resolving and fil
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -45,6 +46,7 @@ DEFAULT_RATE_LIMITS = {  # per key; anonymous: per address, on public routes and
     "planner": "600 per minute",
     "admin": "600 per minute",
     "anonymous": "300 per minute",
+    "failed": "30 per minute",  # failed authentications (401, 403) per client address: then every request is 429
 }
 STRATEGIES = {
     "moving-window": strategies.MovingWindowRateLimiter,  # exact: no burst at a window's edge
@@ -107,18 +109,23 @@ def _guard() -> Response | None:
     if current_app.config["DEV_MODE"] and not presented:
         g.api_key = DEV_KEY  # no key needed; a key that is sent is still honoured, to try roles locally
     elif op.roles:
-        g.api_key = _authenticate(presented)
-        if g.api_key.role not in op.roles:
-            raise ForbiddenError(
-                f"A {g.api_key.role} key cannot call {request.method} {request.path}; this needs "
-                f"one of: {', '.join(op.roles)}."
-            )
-        origin = request.headers.get("Origin")
-        if g.api_key.role == "widget" and not g.api_key.allows_origin(origin):
-            raise ForbiddenError(
-                f"This widget key is not allowed from {origin or 'a request without an Origin'}: "
-                "it works only from the web pages it was created for."
-            )
+        _refuse_if_failing()
+        try:
+            g.api_key = _authenticate(presented)
+            if g.api_key.role not in op.roles:
+                raise ForbiddenError(
+                    f"A {g.api_key.role} key cannot call {request.method} {request.path}; this needs "
+                    f"one of: {', '.join(op.roles)}."
+                )
+            origin = request.headers.get("Origin")
+            if g.api_key.role == "widget" and not g.api_key.allows_origin(origin):
+                raise ForbiddenError(
+                    f"This widget key is not allowed from {origin or 'a request without an Origin'}: "
+                    "it works only from the web pages it was created for."
+                )
+        except (UnauthorizedError, ForbiddenError):
+            _count_failure()
+            raise
     if op.accepts_body:
         _check_body(op.max_body, LINES_TYPES if op.lines else JSON_TYPES)
     _count()
@@ -149,6 +156,36 @@ def _count() -> None:
             f"Too many requests: this key may make {item}. Wait and retry (see Retry-After).",
             max(1, math.ceil(reset - time.time())),
         )
+
+
+def _failures() -> tuple[RateLimitItem, str]:
+    """The failed-authentication limit and the counter of this request's address."""
+    shared = not current_app.config["RATELIMIT_STORAGE_URI"].startswith("memory")
+    limit = current_app.config["RATE_LIMITS"]["failed"]
+    return _item(limit if shared else _share(limit, current_app.config["WORKERS"])), f"failed:ip:{request.remote_addr}"
+
+
+def _refuse_if_failing() -> None:
+    """429 for an address whose authentications failed too often lately, whatever key it sends now: a correct key
+    let through would tell a guesser when it had found one."""
+    item, who = _failures()
+    limiter = current_app.extensions["relais.limiter"]
+    try:
+        if limiter.test(item, who):
+            return
+        reset = limiter.get_window_stats(item, who)[0]
+    except Exception:  # noqa: BLE001 (counters down: let through, as _count does)
+        return
+    raise TooManyRequestsError(
+        f"Too many failed authentications from this address ({item}): wait and retry (see Retry-After).",
+        max(1, math.ceil(reset - time.time())),
+    )
+
+
+def _count_failure() -> None:
+    item, who = _failures()
+    with contextlib.suppress(Exception):  # counters down: the refusal stands, uncounted
+        current_app.extensions["relais.limiter"].hit(item, who)
 
 
 @functools.lru_cache(maxsize=64)

@@ -162,3 +162,24 @@ def test_widget_keys_get_a_public_projection_and_planner_keys_everything(app):
     assert not keys_of(widget.get_json()["content"]) & PRIVATE and "score_parts" in keys_of(
         planner.get_json()["content"]
     )
+
+
+def test_failed_authentications_are_limited_per_address(homelive_dir, tmp_path):
+    from tests.conftest import copy_data_dir
+
+    data = copy_data_dir(homelive_dir, tmp_path / "data")
+    limited = create_app({"DATA_DIR": str(data), "WARM_DETECTOR": False, "RATE_LIMITS": {"failed": "5 per minute"}})
+    good = create_key(limited.extensions["relais"].store, "planner")[1]
+    client = limited.test_client()
+
+    def get(key: str, address: str = "203.0.113.7"):
+        headers = {"Authorization": f"Bearer {key}"}
+        return client.get("/v1/plans", headers=headers, environ_base={"REMOTE_ADDR": address})
+
+    assert get(good).status_code == 200
+    statuses = [get(f"rk_guess{i}_wrong").status_code for i in range(7)]
+    assert statuses == [401] * 5 + [429] * 2
+    blocked = get(good)  # now even the right key: a 200 here would tell a guesser it had found one
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) >= 1
+    assert "failed authentications" in blocked.get_json()["error"]["message"]
+    assert get(good, address="198.51.100.9").status_code == 200  # another address is not held back
