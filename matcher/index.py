@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -180,6 +181,42 @@ def _check(keys: np.ndarray, vectors: np.ndarray, dimension: int) -> tuple[np.nd
     return keys, vectors
 
 
+TEMPORARY = re.compile(r"\.(\d+)\.[^.]+\.tmp$")  # .<file>.<pid>.<random>.tmp, as _atomic_write names them
+STALE_AFTER_S = 3600.0  # a temporary file whose writer cannot be told (no pid in its name) is stale after this
+
+
+def stale_temporary(directory: Path, now: float | None = None) -> list[Path]:
+    """The temporary files of saves cut short (their process is gone), not those another process is writing."""
+    now = time.time() if now is None else now
+    out = []
+    for path in directory.glob(".*.tmp"):
+        found = TEMPORARY.search(path.name)
+        try:
+            if found is not None:
+                alive = _alive(int(found.group(1)))
+            else:
+                alive = now - path.stat().st_mtime < STALE_AFTER_S
+        except FileNotFoundError:  # finished (renamed) meanwhile
+            continue
+        if not alive:
+            out.append(path)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process is opening: none of its saves is under way
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
@@ -187,7 +224,8 @@ def _sibling(path: Path, suffix: str) -> Path:
 def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Write through ``write`` into a temporary file, fsync, rename over ``path``, fsync the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # Named by the process writing it, so that another process sweeping leftovers leaves it alone (stale_temporary).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -22,7 +22,7 @@ from matcher import embedding
 from matcher.catalogue import Catalogue, influencer_vectors, stored_vectors
 from matcher.embedding import Encoder
 from matcher.errors import IndexMismatchError
-from matcher.index import VectorIndex, load_meta
+from matcher.index import VectorIndex, load_meta, stale_temporary
 from matcher.locking import ProcessLock
 from matcher.rows import content_from_row, influencer_from_row
 from matcher.store import KINDS, Store
@@ -57,7 +57,7 @@ class Indexes:
         """Embed what is stale, open the newest usable bases (building those missing), load the catalogue.
         Says 'loaded', 'built' or 'repaired (why)'."""
         with self.lock:
-            for leftover in self.directory.glob(".*.tmp"):
+            for leftover in stale_temporary(self.directory):
                 leftover.unlink(missing_ok=True)  # a save cut short by a crash; the files it replaced are intact
             embedded = self._embed_stale(None)
             outcome, bases = "loaded", {}

@@ -183,3 +183,39 @@ def test_failed_authentications_are_limited_per_address(homelive_dir, tmp_path):
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) >= 1
     assert "failed authentications" in blocked.get_json()["error"]["message"]
     assert get(good, address="198.51.100.9").status_code == 200  # another address is not held back
+
+
+def test_opening_sweeps_crashed_saves_and_leaves_another_process_s_alone(homelive_copy):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from matcher.config import Settings
+    from matcher.service import Engine
+
+    directory = homelive_copy / "vectors"
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])  # a process still saving
+    crashed = subprocess.Popen([sys.executable, "-c", "pass"])
+    crashed.wait()
+    try:
+        files = {
+            "writing": directory / f".content-v1.faiss.{writer.pid}.k2j4h.tmp",
+            "crashed": directory / f".content-v1.faiss.{crashed.pid}.x9q1w.tmp",
+            "old": directory / ".influencers-v1.faiss.a8b7c6.tmp",  # named before pids were: judged by its age
+            "fresh": directory / ".influencers-v1.faiss.d5e4f3.tmp",
+        }
+        for path in files.values():
+            path.write_bytes(b"partial")
+        two_hours_ago = time.time() - 7200
+        os.utime(files["old"], (two_hours_ago, two_hours_ago))
+        Engine(Settings(data_dir=homelive_copy))  # opening the data dir sweeps what crashed saves left
+        assert {name: path.exists() for name, path in files.items()} == {
+            "writing": True,
+            "crashed": False,
+            "old": False,
+            "fresh": True,
+        }
+    finally:
+        writer.kill()
+        writer.wait()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -294,7 +296,9 @@ def test_a_write_whose_process_died_before_applying_it_is_served_on_start(homeli
     writer.store.upsert(
         "content", [row], {"cnt-cargo": (row["text_hash"], writer.encoder.encode([text])[0])}, writer.encoder.name
     )  # committed; no catalogue ever applied it
-    leftover = homelive_copy / "vectors" / ".content-v1.vectors.npy.1234.tmp"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # the process whose save was cut short
+    gone.wait()
+    leftover = homelive_copy / "vectors" / f".content-v1.vectors.npy.{gone.pid}.a1b2c3.tmp"
     leftover.write_bytes(b"half a file")
     engine = Engine(Settings(data_dir=homelive_copy))
     assert engine.opened == "loaded" and not leftover.exists()
