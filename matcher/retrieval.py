@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from matcher.catalogue import Catalogue
+from matcher.errors import InvalidRequestError
 from matcher.index import top_k
 
 MODES = ("hybrid", "dense", "lexical")
@@ -52,7 +53,9 @@ class Candidates:
 class Retriever:
     def __init__(self, catalogue: Catalogue, config: dict[str, Any], mode: str = "hybrid"):
         if mode not in MODES:
-            raise ValueError(f"Unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}.")
+            raise InvalidRequestError(
+                f"Unknown retrieval mode {mode!r}.", {"retrieval": [f"Must be one of: {', '.join(MODES)}."]}
+            )
         self.catalogue = catalogue
         self.config = config
         self.mode = mode

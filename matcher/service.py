@@ -84,6 +84,7 @@ class Engine:
         self.answers = LRU(RESULTS_KEPT)
         examples_file, self._low_confidence = detection_settings(settings.moments_file)
         self._training = training_examples(self.moments, examples_file)
+        self._detector: MomentDetector | None = None
         self.catalogue = Catalogue(self.store, self.scoring, self.moments, self.moment_vectors, self.encoder.dimension)
         self.index = Indexes(self.store, self.encoder, self.catalogue, settings.data_dir, settings.approximate_from)
         self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
@@ -208,9 +209,11 @@ class Engine:
     @property
     def detector(self) -> MomentDetector:
         """Fitted on first use (it embeds every example), then shared by all engines of the process."""
-        texts, labels = self._training
-        # The records' encoder (fp32): int8 vectors moved the detector's confidence on out-of-domain words.
-        return fitted_detector(self.encoder, tuple(texts), tuple(labels), self._low_confidence)
+        if self._detector is None:  # the lookup hashes every example: once per engine, not once per request
+            texts, labels = self._training
+            # The records' encoder (fp32): int8 vectors moved the detector's confidence on out-of-domain words.
+            self._detector = fitted_detector(self.encoder, tuple(texts), tuple(labels), self._low_confidence)
+        return self._detector
 
     # -- reading records ------------------------------------------------------------------------
 
@@ -328,9 +331,10 @@ class Engine:
         parsed = read_csv_records(lines, kind) if csv else read_records(lines, kind)
         return self.writer.import_records(kind, parsed, source, progress)
 
-    def put(self, kind: str, record: Influencer | Content) -> Written:
-        """Create or replace one record; searchable (or hidden, if opted out) as soon as this returns."""
-        return self.writer.put(kind, record)
+    def put(self, kind: str, record: Influencer | Content, *, create: bool = False) -> Written:
+        """Create or replace one record; searchable (or hidden, if opted out) as soon as this returns. ``create``:
+        only if the id is new (409 otherwise)."""
+        return self.writer.put(kind, record, create=create)
 
     def delete(self, kind: str, record_id: str) -> Deleted:
         """Delete one record for good (an influencer with all their content), from results at once."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from matcher import embedding
 from matcher.embedding import Encoder
-from matcher.errors import InvalidRequestError, NotFoundError
+from matcher.errors import ConflictError, InvalidRequestError, NotFoundError
 from matcher.indexing import Indexes, Progress
 from matcher.loader import FileReport, Rejection
 from matcher.rows import content_row, influencer_row
@@ -54,9 +54,17 @@ class Writer:
         report.rejected.sort(key=lambda r: r.line)
         return report
 
-    def put(self, kind: str, record: Influencer | Content) -> Written:
-        """Insert or update one record; content must name a known influencer (or none, for brand content)."""
+    def put(self, kind: str, record: Influencer | Content, *, create: bool = False) -> Written:
+        """Insert or update one record; content must name a known influencer (or none, for brand content).
+        ``create``: 409 if the id exists, checked under the writer's lock with the write (no other writer, in any
+        process, can come between the check and the write)."""
         with self._one_writer:
+            if create and self.store.keys_by_id(kind, [record.id]):
+                noun = "influencers" if kind == "influencers" else "content"
+                raise ConflictError(
+                    f"{record.id!r} already exists: PUT to /v1/{noun}/{record.id} to replace it.",
+                    {"id": ["Already exists."]},
+                )
             if isinstance(record, Content) and record.influencer_id is not None:
                 if not self.store.keys_by_id("influencers", [record.influencer_id]):
                     raise InvalidRequestError(

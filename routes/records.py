@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request, url_for
 from marshmallow import Schema, ValidationError
 
-from matcher.errors import ConflictError, InvalidRequestError
+from matcher.errors import InvalidRequestError
 from matcher.loader import detect_kind_of_text
 from matcher.render import content_record, influencer_record
 from models.api_schemas import (
@@ -89,12 +89,7 @@ def _written(kind: str, record_id: str, outcome: str) -> Any:
 
 def _create(kind: str) -> Any:
     record = _record(kind, None)
-    if engine().store.keys_by_id(kind, [record.id]):
-        raise ConflictError(
-            f"{record.id!r} already exists: PUT to {request.path}/{record.id} to replace it.",
-            {"id": ["Already exists."]},
-        )
-    return _written(kind, record.id, engine().put(kind, record).outcome)
+    return _written(kind, record.id, engine().put(kind, record, create=True).outcome)
 
 
 def _replace(kind: str, record_id: str) -> Any:

@@ -75,6 +75,24 @@ def test_create_is_searchable_at_once_and_create_twice_conflicts(client, app):
     assert app.extensions["relais"].check() == []
 
 
+def test_creates_of_one_id_at_once_make_it_once(app):
+    """The 409 check runs under the writer's lock with the write: of creates racing for one id, one is 201."""
+    barrier = threading.Barrier(6)
+    statuses = []
+
+    def create(n: int) -> None:
+        body = json.dumps({**ZOE, "id": "inf-zoe-race", "name": f"Zoé {n}"})
+        barrier.wait()
+        statuses.append(app.test_client().post("/v1/influencers", data=body).status_code)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201] + [409] * 5
+
+
 @pytest.mark.parametrize(
     ("body", "status", "outcome"),
     [

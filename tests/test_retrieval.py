@@ -7,6 +7,7 @@ import pytest
 
 from matcher import lexical
 from matcher.config import Settings
+from matcher.errors import InvalidRequestError
 from matcher.retrieval import Retriever, _reciprocal_rank_fusion
 from matcher.scoring import load_scoring
 
@@ -88,8 +89,9 @@ def test_each_mode_is_selectable_and_distinct(engine):
         for m in ("hybrid", "dense", "lexical")
     }
     assert len({tuple(ids) for ids in results.values()}) == 3
-    with pytest.raises(ValueError, match="Unknown retrieval mode"):
+    with pytest.raises(InvalidRequestError, match="Unknown retrieval mode") as refused:  # a clear 400, not a 500
         engine.match("technical_validation", query, retrieval="psychic")
+    assert list(refused.value.fields) == ["retrieval"]
 
 
 def test_filters_still_hold_with_lexical_candidates(engine, influencers):
