@@ -588,19 +588,6 @@ class Store:
                 out[row["id"]] = decode_row(row)
         return out
 
-    def influencers_with_products(self, influencer_ids: Iterable[str], products: Sequence[str]) -> set[str]:
-        """Which of these influencers published content tagged with one of ``products`` (case-insensitive)."""
-        ids = list(set(influencer_ids))
-        wanted = [p.casefold() for p in products]
-        found: set[str] = set()
-        for chunk in _chunks(ids, 400):
-            sql = f"""
-                SELECT DISTINCT c.influencer_id FROM content c, json_each(c.products) p
-                WHERE c.influencer_id IN ({",".join("?" * len(chunk))})
-                AND lower(p.value) IN ({",".join("?" * len(wanted))})"""
-            found.update(r[0] for r in self.db.execute(sql, chunk + wanted))
-        return found
-
     def content_counts(self, influencer_ids: Iterable[str]) -> dict[str, int]:
         ids = list(set(influencer_ids))
         out: dict[str, int] = {}

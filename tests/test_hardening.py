@@ -219,3 +219,16 @@ def test_opening_sweeps_crashed_saves_and_leaves_another_process_s_alone(homeliv
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_an_accented_product_name_finds_the_same_people_and_pieces(app):
+    """One normalisation (fold) for products, content and influencers alike (issue 13's accent bug)."""
+
+    def ids(products: list[str]) -> tuple[list[str], list[str]]:
+        body = {"moment": "technical_validation", "filters": {"products": products}, "limit": 20}
+        answer = call(app, "POST", "/v1/match", body).get_json()
+        return [i["id"] for i in answer["influencers"]], [c["id"] for c in answer["content"]]
+
+    plain = ids(["homelive"])
+    assert plain[0] and plain[1]
+    assert ids(["Hômélive"]) == ids(["HOMELIVE"]) == plain
