@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,6 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(ValidationError, _invalid)
     app.register_error_handler(RelaisError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(sqlite3.DatabaseError, _store_unreadable)
     app.register_error_handler(Exception, _unexpected)
     return app
 
@@ -110,6 +112,13 @@ def _http_error(e: HTTPException) -> Any:
     headers = {k: v for k, v in e.get_headers() if k.lower() in ("retry-after", "allow")}
     message = e.description or e.name
     return error(e.code or 500, code, message, headers=headers)
+
+
+def _store_unreadable(e: sqlite3.DatabaseError) -> Any:
+    """A damaged database file: a 503 that says so (and is logged), not a 500 that says nothing."""
+    logger.exception("the database cannot be read")
+    message = "The database cannot be read: restore it from a backup, then run `python -m matcher check`."
+    return error(503, "store_unreadable", message)
 
 
 def _unexpected(e: Exception) -> Any:

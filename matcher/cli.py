@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,13 @@ def data_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def open_engine(settings: Settings) -> Any:
     from matcher.service import Engine  # the model loads here, not when the CLI is imported
 
-    return Engine(settings)
+    try:
+        return Engine(settings)
+    except sqlite3.DatabaseError as e:  # truncated, zeroed or corrupted: say which file and what to do
+        raise click.ClickException(
+            f"The database {settings.database_path} cannot be read ({e}). Restore it from a backup; "
+            "`python -m matcher check` lists what SQLite finds wrong."
+        ) from e
 
 
 @click.group()
@@ -129,7 +136,16 @@ def check(settings: Settings) -> None:
     from matcher.store import Store
 
     # No Engine: opening one would repair what this command is meant to report.
-    store = Store(settings.database_path)
+    try:
+        store = Store(settings.database_path)
+        damaged = store.integrity()
+    except sqlite3.DatabaseError as e:
+        damaged = [f"{settings.database_path}: unreadable ({e})"]
+    if damaged:
+        click.echo(f"{settings.data_dir}: the database is damaged. Restore it from a backup.", err=True)
+        for problem in damaged:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
     encoder = encoders(settings)[0]
     moments = load_moments(settings.moments_file)
     catalogue = Catalogue(
@@ -344,7 +360,13 @@ def serve(settings: Settings, host: str, port: int, workers: int | None, threads
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     logging.getLogger("faiss").setLevel(logging.WARNING)
-    app = create_app({"DATA_DIR": str(settings.data_dir), "DEV_MODE": dev, "WORKERS": workers})
+    try:
+        app = create_app({"DATA_DIR": str(settings.data_dir), "DEV_MODE": dev, "WORKERS": workers})
+    except sqlite3.DatabaseError as e:  # not a traceback: which file, and what to do
+        raise click.ClickException(
+            f"The database {settings.database_path} cannot be read ({e}). Restore it from a backup; "
+            "`python -m matcher check` lists what SQLite finds wrong."
+        ) from e
     mode = "DEV MODE (no keys)" if dev else "API keys required (python -m matcher keys create)"
     click.echo(f"Relais serving {settings.data_dir} on http://{host}:{port} with {workers} workers — {mode}", err=True)
     run(app, host, port, workers, threads)

@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -285,15 +286,25 @@ class Engine:
         return kpis(self.store, self.scoring, filters, group_by, voices, themes)
 
     def health(self) -> dict[str, Any]:
+        """What is loaded; status 'unhealthy' (with the problem) when the database cannot be read."""
         self.loop.ensure_running()
+        try:
+            records = {kind: self.store.count(kind) for kind in KINDS}
+            store_version = self.store.version
+        except sqlite3.DatabaseError as e:
+            return {
+                "status": "unhealthy",
+                "problem": f"the database {self.store.path} cannot be read ({e}): restore it from a backup, then "
+                "run `python -m matcher check`",
+            }
         return {
             "status": "ok",
             "model": self.encoder.name,
             "query_model": self.query_encoder.name,
             "process": os.getpid(),
-            "records": {kind: self.store.count(kind) for kind in KINDS},
+            "records": records,
             "indexed": {kind: int(self.catalogue.visible(kind).sum()) for kind in KINDS},
-            "store_version": self.store.version,
+            "store_version": store_version,
             "index_version": self.catalogue.version,
             "moments": sorted(self.moments),
             "learning": self.loop.engagement.stats(),

@@ -571,6 +571,15 @@ class Store:
                 problems.append(f"{kind}: full-text index out of step with the table ({e})")
         return problems
 
+    def integrity(self) -> list[str]:
+        """SQLite's own quick check of the database file: empty when it is sound, else what it found (or why the
+        file cannot be read at all)."""
+        try:
+            found = [row[0] for row in self.db.execute("PRAGMA quick_check(20)")]
+        except sqlite3.DatabaseError as e:
+            return [f"{self.path}: unreadable ({e})"]
+        return [] if found == ["ok"] else [f"{self.path}: {problem}" for problem in found]
+
     def influencer_names(self) -> list[tuple[str, str, list[str], str, int]]:
         """(id, name, handles, category, followers) of every influencer not opted out: what a lookup reads."""
         sql = "SELECT id, name, platforms, category, followers FROM influencers WHERE opted_out = 0"

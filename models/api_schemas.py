@@ -269,7 +269,8 @@ class MomentListSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "ok, or unhealthy (503) with the problem."})
+    problem = fields.String(metadata={"description": "Why the store is unhealthy, and what to do."})
     model = fields.String()
     query_model = fields.String()
     process = fields.Integer(metadata={"description": "The serving process (each worker has its own)."})

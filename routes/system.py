@@ -13,7 +13,15 @@ bp = Blueprint("system", __name__)
 
 
 @bp.get("/health")
-@operation(roles=PUBLIC, tag="service", responses={200: (HealthSchema, "Alive, and what is loaded.")})
+@operation(
+    roles=PUBLIC,
+    tag="service",
+    responses={
+        200: (HealthSchema, "Alive, and what is loaded."),
+        503: (HealthSchema, "Alive, but the database cannot be read: the problem and what to do."),
+    },
+)
 def health() -> Any:
     """Liveness, and what is loaded: model, record and index counts, store and index versions."""
-    return reply(HealthSchema(), engine().health())
+    found = engine().health()
+    return reply(HealthSchema(), found, 200 if found["status"] == "ok" else 503)

@@ -232,3 +232,44 @@ def test_an_accented_product_name_finds_the_same_people_and_pieces(app):
     plain = ids(["homelive"])
     assert plain[0] and plain[1]
     assert ids(["Hômélive"]) == ids(["HOMELIVE"]) == plain
+
+
+def corrupt(database) -> None:
+    """Random bytes over every page of a SQLite file but its header page: a disk that failed under it."""
+    import os
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page, pages = db.execute("PRAGMA page_size").fetchone()[0], db.execute("PRAGMA page_count").fetchone()[0]
+    with open(database, "r+b") as f:
+        f.seek(page)
+        f.write(os.urandom(page * (pages - 1)))
+
+
+def test_a_damaged_database_is_reported_not_a_traceback(homelive_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from matcher.cli import main
+    from tests.conftest import copy_data_dir
+
+    data = copy_data_dir(homelive_dir, tmp_path / "data")
+    served = create_app({"DATA_DIR": str(data), "WARM_DETECTOR": False, "DEV_MODE": True})
+    client = served.test_client()
+    assert client.get("/health").status_code == 200
+    corrupt(data / "relais.db")
+    served.extensions["relais"].store.close()  # the next read opens the file afresh, as another worker would
+    health = client.get("/health")
+    assert health.status_code == 503, health.get_json()
+    assert health.get_json()["status"] == "unhealthy" and "matcher check" in health.get_json()["problem"]
+    read = client.get("/v1/influencers/inf-julien-domotique")
+    assert read.status_code == 503 and read.get_json()["error"]["code"] == "store_unreadable"
+
+    checked = CliRunner().invoke(main, ["check", "--data-dir", str(data)])
+    assert checked.exit_code == 1, checked.output
+    assert "the database is damaged" in checked.output and "Traceback" not in checked.output
+
+    (data / "relais.db").write_bytes(b"\0" * 4096)  # zeroed: a file SQLite cannot open as a database
+    served_again = CliRunner().invoke(main, ["serve", "--data-dir", str(data), "--port", "1"])
+    assert served_again.exit_code != 0 and "cannot be read" in served_again.output
+    assert "Restore it from a backup" in served_again.output

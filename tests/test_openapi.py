@@ -52,7 +52,7 @@ def test_errors_share_one_schema_and_are_listed(spec):
     match = spec["paths"]["/v1/match"]["post"]["responses"]
     assert {"200", "400", "401", "403", "413", "415", "429"} <= set(match)
     assert "Retry-After" in match["429"]["headers"]
-    assert set(spec["paths"]["/health"]["get"]["responses"]) == {"200", "429"}  # public: no 401
+    assert set(spec["paths"]["/health"]["get"]["responses"]) == {"200", "429", "503"}  # public: no 401
 
 
 def test_bodies_have_examples_from_the_fixtures(app, spec):
