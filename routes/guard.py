@@ -160,9 +160,7 @@ def _count() -> None:
 
 def _failures() -> tuple[RateLimitItem, str]:
     """The failed-authentication limit and the counter of this request's address."""
-    shared = not current_app.config["RATELIMIT_STORAGE_URI"].startswith("memory")
-    limit = current_app.config["RATE_LIMITS"]["failed"]
-    return _item(limit if shared else _share(limit, current_app.config["WORKERS"])), f"failed:ip:{request.remote_addr}"
+    return _item(_this_process(current_app.config["RATE_LIMITS"]["failed"])), f"failed:ip:{request.remote_addr}"
 
 
 def _refuse_if_failing() -> None:
@@ -279,7 +277,11 @@ def _rate_key() -> str:
 def _rate_limit() -> str:
     key: ApiKey | None = g.get("api_key")
     limits = current_app.config["RATE_LIMITS"]
-    limit = limits[key.role] if key is not None and key is not DEV_KEY else limits["anonymous"]
+    return _this_process(limits[key.role] if key is not None and key is not DEV_KEY else limits["anonymous"])
+
+
+def _this_process(limit: str) -> str:
+    """A limit as this process keeps it: the whole when counters are shared, else its share (``_share``)."""
     shared = not current_app.config["RATELIMIT_STORAGE_URI"].startswith("memory")
     return limit if shared else _share(limit, current_app.config["WORKERS"])
 
