@@ -51,10 +51,15 @@ def open_engine(settings: Settings) -> Any:
     try:
         return Engine(settings)
     except sqlite3.DatabaseError as e:  # truncated, zeroed or corrupted: say which file and what to do
-        raise click.ClickException(
-            f"The database {settings.database_path} cannot be read ({e}). Restore it from a backup; "
-            "`python -m matcher check` lists what SQLite finds wrong."
-        ) from e
+        raise _unreadable(settings, e) from e
+
+
+def _unreadable(settings: Settings, e: sqlite3.DatabaseError) -> click.ClickException:
+    """A damaged database file, said in one line: which file, and what to do."""
+    return click.ClickException(
+        f"The database {settings.database_path} cannot be read ({e}). Restore it from a backup; "
+        "`python -m matcher check` lists what SQLite finds wrong."
+    )
 
 
 @click.group()
@@ -363,10 +368,7 @@ def serve(settings: Settings, host: str, port: int, workers: int | None, threads
     try:
         app = create_app({"DATA_DIR": str(settings.data_dir), "DEV_MODE": dev, "WORKERS": workers})
     except sqlite3.DatabaseError as e:  # not a traceback: which file, and what to do
-        raise click.ClickException(
-            f"The database {settings.database_path} cannot be read ({e}). Restore it from a backup; "
-            "`python -m matcher check` lists what SQLite finds wrong."
-        ) from e
+        raise _unreadable(settings, e) from e
     mode = "DEV MODE (no keys)" if dev else "API keys required (python -m matcher keys create)"
     click.echo(f"Relais serving {settings.data_dir} on http://{host}:{port} with {workers} workers — {mode}", err=True)
     run(app, host, port, workers, threads)
