@@ -245,14 +245,15 @@
           el("input", {type: "number", id, name: c, min: "0", max: "20", step: "1", value: given[c] || ""})),
       );
     }
-    const filter = $("f-category");
-    const chosen = filter.value;
-    for (const option of [...filter.options].slice(1)) option.remove();
-    for (const c of CATEGORIES) filter.append(el("option", {value: c, text: category(c), selected: c === chosen}));
-    const voices = $("voices");
-    const voice = voices.value;
-    for (const option of [...voices.options].slice(1)) option.remove();
-    for (const c of CATEGORIES) voices.append(el("option", {value: c, text: category(c), selected: c === voice}));
+    setOptions($("f-category"), CATEGORIES.map((c) => [c, category(c)]));
+    setOptions($("voices"), CATEGORIES.map((c) => [c, category(c)]));
+  }
+
+  // A select's options after its first ("all", "none"…): these [value, text] pairs, the one chosen kept if still there.
+  function setOptions(select, pairs) {
+    const chosen = select.value;
+    for (const option of [...select.options].slice(1)) option.remove();
+    for (const [value, text] of pairs) select.append(el("option", {value, text, selected: value === chosen}));
   }
 
   function briefBody() {
@@ -334,10 +335,7 @@
   async function listPlans() {
     const select = $("saved-plans");
     const plans = (await api("GET", "/v1/plans")).plans;
-    for (const option of [...select.options].slice(1)) option.remove();
-    for (const p of plans) {
-      select.append(el("option", {value: p.id, text: `${p.id} — ${p.brief.slice(0, 60)}`}));
-    }
+    setOptions(select, plans.map((p) => [p.id, `${p.id} — ${p.brief.slice(0, 60)}`]));
     select.value = state.plan ? state.plan.id : "";
   }
 
@@ -392,10 +390,7 @@
       ["f-network", [...new Set(rows.flatMap((r) => r.networks))].sort()],
       ["f-language", [...new Set(rows.map((r) => r.language).filter(Boolean))].sort()],
     ]) {
-      const select = $(id);
-      const chosen = select.value;
-      for (const option of [...select.options].slice(1)) option.remove();
-      for (const v of values) select.append(el("option", {value: v, text: v, selected: v === chosen}));
+      setOptions($(id), values.map((v) => [v, v]));
     }
   }
 
@@ -560,16 +555,21 @@
     }
   }
 
+  // Who leaves a full shortlist for someone to join it: its last, to the head of the alternates (a swap, in the
+  // same call as the move, since no shortlist may go over its budget); null when there is room.
+  function makingRoom(b, to) {
+    return to === "shortlist" && b.shortlist.length >= b.budget && b.shortlist.length
+      ? b.shortlist[b.shortlist.length - 1] : null;
+  }
+
   function moveRow(m, b, r, to) {
-    if (to === "shortlist" && b.shortlist.length >= b.budget && b.shortlist.length) {
-      const last = b.shortlist[b.shortlist.length - 1]; // the last shortlisted makes room: a swap, in one call
-      return edit(
-        [{moment: m.moment, influencer: last.id, to: "alternates", position: 1},
-          {moment: m.moment, influencer: r.id, to: "shortlist"}],
+    const last = makingRoom(b, to);
+    const moves = [{moment: m.moment, influencer: r.id, to}];
+    if (last) {
+      return edit([{moment: m.moment, influencer: last.id, to: "alternates", position: 1}, ...moves],
         t("swapped", {name: r.name, other: last.name, budget: b.budget}), `move:${m.moment}:${r.id}`);
     }
-    return edit([{moment: m.moment, influencer: r.id, to}],
-      t(to === "shortlist" ? "moved_short" : "moved_alt", {name: r.name}), `move:${m.moment}:${r.id}`);
+    return edit(moves, t(to === "shortlist" ? "moved_short" : "moved_alt", {name: r.name}), `move:${m.moment}:${r.id}`);
   }
 
   function dropRow(m, b, r) {
@@ -578,10 +578,8 @@
   }
 
   function addRow(m, b, person, to) {
-    const edits = [];
-    if (to === "shortlist" && b.shortlist.length >= b.budget && b.shortlist.length) {
-      edits.push({moment: m.moment, influencer: b.shortlist[b.shortlist.length - 1].id, to: "alternates", position: 1});
-    }
+    const last = makingRoom(b, to);
+    const edits = last ? [{moment: m.moment, influencer: last.id, to: "alternates", position: 1}] : [];
     edits.push({moment: m.moment, influencer: person.id, to});
     return edit(edits, t("added", {name: person.name}), `move:${m.moment}:${person.id}`);
   }
@@ -748,9 +746,7 @@
       state.moments = (await api("GET", "/v1/moments")).moments;
       fillBriefChoices();
       const campaigns = (await api("GET", "/v1/campaigns")).campaigns;
-      const select = $("campaign");
-      for (const option of [...select.options].slice(1)) option.remove();
-      for (const c of campaigns) select.append(el("option", {value: c.id, text: c.name || c.id}));
+      setOptions($("campaign"), campaigns.map((c) => [c.id, c.name || c.id]));
       await loadKpis();
     } catch (error) {
       fail(error);
