@@ -25,6 +25,7 @@ from tests.browser import assert_clean, make_browser, open_page, require_chromiu
 from tests.conftest import copy_data_dir
 from tests.test_crash import Server
 from tests.test_fuzz import UNLIMITED
+from tests.test_plans import block
 
 STATIC = PROJECT_DIR / "routes" / "static"
 DOCS = PROJECT_DIR / "docs"
@@ -170,11 +171,6 @@ def row_button(driver, moment: str, person: str, action: str):
     )
 
 
-def block_of(plan: dict, moment: str, category: str) -> dict:
-    part = next(m for m in plan["moments"] if m["moment"] == moment)
-    return next(b for b in part["categories"] if b["category"] == category)
-
-
 def test_a_planner_goes_from_a_brief_to_activations_an_export_and_kpi_charts(live, browser, influencers, contents):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
@@ -209,7 +205,7 @@ def test_a_planner_goes_from_a_brief_to_activations_an_export_and_kpi_charts(liv
     plan_id = browser.find_element("id", "saved-plans").get_attribute("value")
     plan = api("GET", f"/v1/plans/{plan_id}")
     assert [m["moment"] for m in plan["moments"]] == [m for m in moments if m != "discovery"]
-    assert block_of(plan, TV, "partner")["budget"] == 2 and plan["request"]["brief"] == BRIEF
+    assert block(plan, TV, "partner")["budget"] == 2 and plan["request"]["brief"] == BRIEF
     shortlisted = sum(len(b["shortlist"]) for m in plan["moments"] for b in m["categories"])
     assert f"{shortlisted} people shortlisted" in status
     for m in plan["moments"]:
@@ -218,19 +214,19 @@ def test_a_planner_goes_from_a_brief_to_activations_an_export_and_kpi_charts(liv
                 assert page_rows(browser, m["moment"], b["category"], role) == [r["id"] for r in b[role]]
 
     # Edits: a shortlisted partner to the alternates, by keyboard; an alternate to the full shortlist (a swap).
-    partners = block_of(plan, TV, "partner")
+    partners = block(plan, TV, "partner")
     first, second = (r["id"] for r in partners["shortlist"])
     button = row_button(browser, TV, first, "move")
     act(browser, lambda: button.send_keys(Keys.ENTER))
     assert browser.switch_to.active_element.get_attribute("data-focus") == f"move:{TV}:{first}"  # focus follows
     plan = api("GET", f"/v1/plans/{plan_id}")
-    assert first in [r["id"] for r in block_of(plan, TV, "partner")["alternates"]]
-    assert [r["id"] for r in block_of(plan, TV, "partner")["shortlist"]] == [second]
-    alternate = next(r["id"] for r in block_of(plan, TV, "partner")["alternates"] if r["id"] != first)
+    assert first in [r["id"] for r in block(plan, TV, "partner")["alternates"]]
+    assert [r["id"] for r in block(plan, TV, "partner")["shortlist"]] == [second]
+    alternate = next(r["id"] for r in block(plan, TV, "partner")["alternates"] if r["id"] != first)
     act(browser, lambda: row_button(browser, TV, alternate, "move").click())  # room for one: no swap
     act(browser, lambda: row_button(browser, TV, first, "move").click())  # full: the last one makes room
     plan = api("GET", f"/v1/plans/{plan_id}")
-    partners = block_of(plan, TV, "partner")
+    partners = block(plan, TV, "partner")
     assert [r["id"] for r in partners["shortlist"]] == [second, first]
     assert partners["alternates"][0]["id"] == alternate and partners["alternates"][0]["edited"]
     assert page_rows(browser, TV, "partner", "shortlist") == [second, first]
@@ -238,9 +234,9 @@ def test_a_planner_goes_from_a_brief_to_activations_an_export_and_kpi_charts(liv
     # Drop someone; add someone the plan does not hold, found by a name typed without its accents.
     act(browser, lambda: row_button(browser, TV, alternate, "drop").click())
     plan = api("GET", f"/v1/plans/{plan_id}")
-    assert alternate not in json.dumps(block_of(plan, TV, "partner")["alternates"])
+    assert alternate not in json.dumps(block(plan, TV, "partner")["alternates"])
     assert {"id": alternate, "reason": "dropped by a planner"}.items() <= next(
-        s for s in block_of(plan, TV, "partner")["skipped"] if s["id"] == alternate
+        s for s in block(plan, TV, "partner")["skipped"] if s["id"] == alternate
     ).items()
     held = {
         r["id"] for m in plan["moments"] for b in m["categories"] for k in ("shortlist", "alternates") for r in b[k]
@@ -260,7 +256,7 @@ def test_a_planner_goes_from_a_brief_to_activations_an_export_and_kpi_charts(liv
     )
     act(browser, lambda: add[-1].click())  # the last: to the alternates
     plan = api("GET", f"/v1/plans/{plan_id}")
-    added = next(r for r in block_of(plan, TV, "partner")["alternates"] if r["id"] == outsider["id"])
+    added = next(r for r in block(plan, TV, "partner")["alternates"] if r["id"] == outsider["id"])
     assert added["edited"] == "added by a planner"
     assert outsider["id"] in page_rows(browser, TV, "partner", "alternates")
 
