@@ -159,28 +159,31 @@ MAX_DEPTH = 32  # the contract's deepest value is 3 levels; Python's own limit w
 
 def parse_json(text: str | bytes) -> Any:
     """json.loads without the NaN and Infinity that Python accepts and JSON does not (they would come back out
-    as invalid JSON, or as NaN scores), and without values nested deeper than ``MAX_DEPTH`` (every reader after
-    this one recurses: a RecursionError there would be a 500)."""
-    try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
-    if _too_deep(value):
+    as invalid JSON, or as NaN scores), and without values nested deeper than ``MAX_DEPTH``, refused before the
+    decoder recurses into them (a RecursionError caught in CPython 3.11 can leave the interpreter's recursion
+    bookkeeping wrong: a later compile then fails with 'AST constructor recursion depth mismatch')."""
+    if _too_deep(text if isinstance(text, str) else text.decode("utf-8", errors="replace")):
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
-    return value
+    return json.loads(text, parse_constant=_refuse_constant)
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether a parsed value nests lists and objects more than ``MAX_DEPTH`` levels (without recursing)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        for child in children:
-            if isinstance(child, dict | list):
-                if depth + 1 > MAX_DEPTH:
-                    return True
-                stack.append((child, depth + 1))
+TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # a JSON string (brackets in it do not count), or a bracket
+
+
+def _too_deep(text: str) -> bool:
+    """Whether JSON text nests lists and objects more than ``MAX_DEPTH`` levels. Most texts have too few brackets
+    to: only those are scanned, and the scan stops at the first level too deep."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for token in TOKENS.finditer(text):
+        mark = token.group()
+        if mark in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif mark in "]}":
+            depth -= 1
     return False
 
 

@@ -248,13 +248,22 @@ def corrupt(database) -> None:
 
 
 def test_a_damaged_database_is_reported_not_a_traceback(homelive_dir, tmp_path):
-    from click.testing import CliRunner
 
-    from matcher.cli import main
     from tests.conftest import copy_data_dir
 
     data = copy_data_dir(homelive_dir, tmp_path / "data")
     served = create_app({"DATA_DIR": str(data), "WARM_DETECTOR": False, "DEV_MODE": True})
+    try:
+        _damaged(served, data)
+    finally:
+        served.extensions["relais"].loop.stop()  # its background thread would retry on the broken file forever
+
+
+def _damaged(served, data) -> None:
+    from click.testing import CliRunner
+
+    from matcher.cli import main
+
     client = served.test_client()
     assert client.get("/health").status_code == 200
     corrupt(data / "relais.db")
