@@ -10,6 +10,7 @@ built are the catalogue's overlay, not this module's concern.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ APPROXIMATE_FROM = 150_000
 HNSW_NEIGHBOURS = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the metadata records each file's SHA-256, checked when a base is opened
 
 
 class VectorIndex:
@@ -102,24 +103,40 @@ class VectorIndex:
         return np.asarray(self.rows[np.asarray(keys, dtype=np.int64)])
 
     def save(self, path: Path) -> None:
-        """Write the files of ``path`` (a name without suffix): rows, keys, graph if any, metadata; each atomically,
-        the metadata last (a base without it does not exist)."""
+        """Write the files of ``path`` (a name without suffix): rows, keys, graph if any, each atomically, then the
+        metadata with each file's checksum (a base without it does not exist)."""
         path = Path(path)
-        _atomic_write(_sibling(path, ".vectors.npy"), lambda f: np.save(f, np.ascontiguousarray(self.rows)))
-        _atomic_write(_sibling(path, ".keys.npy"), lambda f: np.save(f, self.keys))
+        checksums = {
+            ".vectors.npy": _atomic_write(
+                _sibling(path, ".vectors.npy"), lambda f: np.save(f, np.ascontiguousarray(self.rows))
+            ),
+            ".keys.npy": _atomic_write(_sibling(path, ".keys.npy"), lambda f: np.save(f, self.keys)),
+        }
         if self.graph is not None:
-            _atomic_write(_sibling(path, ".hnsw"), lambda f: f.write(faiss.serialize_index(self.graph).tobytes()))
-        meta = {**self.meta, "type": self.kind, "format": FORMAT_VERSION, "faiss": faiss.__version__}
+            checksums[".hnsw"] = _atomic_write(
+                _sibling(path, ".hnsw"), lambda f: f.write(faiss.serialize_index(self.graph).tobytes())
+            )
+        meta = {
+            **self.meta,
+            "type": self.kind,
+            "format": FORMAT_VERSION,
+            "faiss": faiss.__version__,
+            "checksums": checksums,
+        }
         _atomic_write(_sibling(path, ".json"), lambda f: f.write(json.dumps(meta, indent=2).encode()))
 
     @classmethod
-    def load(cls, path: Path, expect: dict[str, Any] | None = None) -> VectorIndex:
-        """Open a base saved by ``save``, memory-mapped; refuse it if its metadata disagrees with ``expect``."""
+    def load(cls, path: Path, expect: dict[str, Any] | None = None, verify: bool = True) -> VectorIndex:
+        """Open a base saved by ``save``, memory-mapped; refuse it if its metadata disagrees with ``expect`` or (with
+        ``verify``) a file's bytes with the checksum recorded when it was written: a damaged base raises
+        IndexMismatchError, and is rebuilt from the stored vectors, instead of being served."""
         path = Path(path)
         meta = json.loads(_sibling(path, ".json").read_text())
         for key, value in (expect or {}).items():
             if meta.get(key) != value:
                 raise IndexMismatchError(f"{path.name} was built with {key}={meta.get(key)!r}, expected {value!r}.")
+        if verify:
+            _verify(path, meta)
         rows = np.load(_sibling(path, ".vectors.npy"), mmap_mode="r")
         keys = np.load(_sibling(path, ".keys.npy"))
         if len(keys) != meta.get("count") or (rows.ndim != 2 or rows.shape[1:] != (meta.get("dimension"),)):
@@ -221,8 +238,24 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write through ``write`` into a temporary file, fsync, rename over ``path``, fsync the directory."""
+def _verify(path: Path, meta: dict[str, Any]) -> None:
+    """Every file of a base has the bytes it was written with (about 1 s per GB, at start-up and on switching)."""
+    recorded = meta.get("checksums")
+    if not isinstance(recorded, dict):
+        raise IndexMismatchError(f"{path.name} was written without checksums (format {meta.get('format')}).")
+    for suffix, digest in recorded.items():
+        if _digest(_sibling(path, suffix)) != digest:
+            raise IndexMismatchError(f"{path.name}{suffix} is damaged: its bytes do not match the recorded checksum.")
+
+
+def _digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
+    """Write through ``write`` into a temporary file, fsync, rename over ``path``, fsync the directory. Returns the
+    file's SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Named by the process writing it, so that another process sweeping leftovers leaves it alone (stale_temporary).
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
@@ -232,6 +265,7 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; an index is no more secret than the database beside it
+        digest = _digest(Path(tmp))  # of what reached the disk, read back (from the page cache)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -241,3 +275,4 @@ def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
         os.fsync(dir_fd)  # the rename itself must survive a crash
     finally:
         os.close(dir_fd)
+    return digest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,32 @@ def test_bad_batches_are_refused(ids, vectors, message):
 def test_empty_index_searches_to_nothing():
     index = VectorIndex.build(np.array([], dtype=np.int64), np.empty((0, 4), np.float32), 4)
     assert index.search(unit_rows(1, 4, 9)[0], 5, np.ones(0, bool)).tolist() == [] and index.count == 0
+
+
+def _reverse_keys(path):
+    np.save(path, np.load(path)[::-1].copy())  # a valid file, the same keys: only the order, hence the rows, lie
+
+
+def _overwrite_rows(path):
+    with path.open("r+b") as f:
+        f.seek(path.stat().st_size - 200)
+        f.write(bytes(range(200)))  # the header still parses
+
+
+@pytest.mark.parametrize(("suffix", "damage"), [(".keys.npy", _reverse_keys), (".vectors.npy", _overwrite_rows)])
+def test_a_damaged_file_is_refused_with_its_name(tmp_path, suffix, damage):
+    """Bytes changed after the save (a disk, a copy, a hand): the checksum the save recorded no longer matches."""
+    VectorIndex.build(np.arange(50), unit_rows(50, 8, 3), 8, {"model": "m1"}).save(tmp_path / "i")
+    damage(tmp_path / f"i{suffix}")
+    with pytest.raises(IndexMismatchError, match=f"i{suffix} is damaged"):
+        VectorIndex.load(tmp_path / "i")
+    assert VectorIndex.load(tmp_path / "i", verify=False).count == 50  # what `check` still compares
+
+
+def test_a_base_written_without_checksums_is_refused(tmp_path):
+    VectorIndex.build(np.arange(3), unit_rows(3, 4, 7), 4, {"model": "m1"}).save(tmp_path / "i")
+    meta = json.loads((tmp_path / "i.json").read_text())
+    del meta["checksums"]
+    (tmp_path / "i.json").write_text(json.dumps(meta))
+    with pytest.raises(IndexMismatchError, match="without checksums"):
+        VectorIndex.load(tmp_path / "i")

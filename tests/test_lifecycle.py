@@ -379,7 +379,9 @@ def test_check_finds_altered_vectors_and_a_lost_change(homelive_copy):
     key = writer.store.keys_by_id("content", ["cnt-lost"])["cnt-lost"]
     writer.store.db.execute("DELETE FROM changes WHERE kind = 'content' AND key = ?", [key])
     writer.store.db.conn.commit()
-    assert engine.check() == [
+    found = engine.check()
+    assert len(found) == 3 and "influencers-v" in found[0] and "vectors.npy is damaged" in found[0], found
+    assert found[1:] == [
         "influencers: saved vectors differ from the stored embeddings",
         "content: saved vectors differ from the stored embeddings",
     ]
@@ -398,3 +400,26 @@ def test_a_piece_whose_author_vanished_mid_write_is_refused_whole(homelive_copy)
         writer.store.upsert("content", rows, {}, writer.encoder.name)
     assert writer.store.version == version
     assert not writer.store.keys_by_id("content", ["cnt-good", "cnt-orphan"])
+
+
+@pytest.mark.parametrize("damage", ["reversed ids", "random bytes"])
+def test_a_damaged_index_is_rebuilt_at_start_not_served(homelive_copy, engine, damage):
+    """Issue 14, item 5: a vectors file altered on disk used to be served silently (wrong neighbours, 200s).
+    Opening checks each file against the checksum its save recorded and rebuilds that kind from the database."""
+    vectors = homelive_copy / "vectors"
+    if damage == "reversed ids":
+        path = sorted(vectors.glob("content-v*.keys.npy"))[-1]
+        keys = np.load(path)
+        np.save(path, keys[::-1].copy())
+    else:
+        path = sorted(vectors.glob("content-v*.vectors.npy"))[-1]
+        with path.open("r+b") as f:
+            f.seek(path.stat().st_size // 2)
+            f.write(np.random.default_rng(5).bytes(4096))
+    reopened = Engine(Settings(data_dir=homelive_copy))
+    assert reopened.opened.startswith("repaired") and "is damaged" in reopened.opened, reopened.opened
+    assert reopened.check() == []
+    for query in ("installer une caméra", "une maison plus douce le soir"):
+        clean = [r.row["id"] for r in engine.match("desirability", query, limit=10, types=["content"]).content]
+        served = [r.row["id"] for r in reopened.match("desirability", query, limit=10, types=["content"]).content]
+        assert served == clean
