@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from matcher.cache import LRU
 from matcher.config import Settings
-from matcher.errors import RelaisError
+from matcher.errors import RelaisError, storage_error
 from matcher.service import Engine
 from routes import docs, events, guard, kpis, matching, planner, planning, plans, records, system, widget
 
@@ -67,6 +67,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_error_handler(RelaisError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(sqlite3.DatabaseError, _store_unreadable)
+    app.register_error_handler(OSError, _storage)
     app.register_error_handler(Exception, _unexpected)
     return app
 
@@ -115,10 +116,23 @@ def _http_error(e: HTTPException) -> Any:
 
 
 def _store_unreadable(e: sqlite3.DatabaseError) -> Any:
-    """A damaged database file: a 503 that says so (and is logged), not a 500 that says nothing."""
+    """A damaged database file: a 503 that says so (and is logged), not a 500 that says nothing; a full or
+    read-only disk: 507 or 503, naming it."""
+    if (refused := storage_error(e, _data_dir())) is not None:
+        return _domain_error(refused)
     logger.exception("the database cannot be read")
     message = "The database cannot be read: restore it from a backup, then run `python -m matcher check`."
     return error(503, "store_unreadable", message)
+
+
+def _storage(e: OSError) -> Any:
+    if (refused := storage_error(e, _data_dir())) is not None:
+        return _domain_error(refused)
+    return _unexpected(e)
+
+
+def _data_dir() -> str:
+    return str(current_app.extensions["relais"].settings.data_dir)
 
 
 def _unexpected(e: Exception) -> Any:

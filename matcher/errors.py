@@ -81,6 +81,38 @@ class ConflictError(RelaisError):
     code = "conflict"
 
 
+class StorageFullError(RelaisError):
+    """The disk holding the data dir is full (or over quota): nothing was written."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
+class StorageReadOnlyError(RelaisError):
+    """The data dir cannot be written (a read-only disk or file): nothing was written."""
+
+    status = 503
+    code = "storage_read_only"
+
+
+def storage_error(e: BaseException, where: object) -> RelaisError | None:
+    """What a failed write to ``where`` (the data dir) means for a caller, if it is the storage's fault: SQLite's
+    'database or disk is full' and ENOSPC are a full disk, 'readonly database' and EROFS a read-only one."""
+    import errno
+    import sqlite3
+
+    text = str(e).lower()
+    full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+    full = full or (isinstance(e, sqlite3.OperationalError) and "disk is full" in text)
+    if full:
+        return StorageFullError(f"The disk holding {where} is full: nothing was written. Free some space, then retry.")
+    read_only = isinstance(e, OSError) and e.errno == errno.EROFS
+    read_only = read_only or (isinstance(e, sqlite3.OperationalError) and "readonly" in text)
+    if read_only:
+        return StorageReadOnlyError(f"{where} cannot be written (read-only): nothing was written.")
+    return None
+
+
 class ConfigError(RelaisError):
     """A data file or setting is wrong; the message says which and how to fix it."""
 

@@ -108,9 +108,9 @@ class VectorIndex:
         path = Path(path)
         checksums = {
             ".vectors.npy": _atomic_write(
-                _sibling(path, ".vectors.npy"), lambda f: np.save(f, np.ascontiguousarray(self.rows))
+                _sibling(path, ".vectors.npy"), lambda f: np.save(_Chunked(f), np.ascontiguousarray(self.rows))
             ),
-            ".keys.npy": _atomic_write(_sibling(path, ".keys.npy"), lambda f: np.save(f, self.keys)),
+            ".keys.npy": _atomic_write(_sibling(path, ".keys.npy"), lambda f: np.save(_Chunked(f), self.keys)),
         }
         if self.graph is not None:
             checksums[".hnsw"] = _atomic_write(
@@ -232,6 +232,14 @@ def _alive(pid: int) -> bool:
     except (OverflowError, OSError):
         return False
     return True
+
+
+class _Chunked:
+    """A file numpy writes in chunks through ``write`` instead of ``ndarray.tofile``: a full disk then raises
+    ENOSPC, where tofile's short write raises an OSError with no errno ('N requested and M written')."""
+
+    def __init__(self, f: IO[bytes]):
+        self.write = f.write
 
 
 def _sibling(path: Path, suffix: str) -> Path:

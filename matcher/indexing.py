@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 from matcher import embedding
 from matcher.catalogue import Catalogue, influencer_vectors, stored_vectors
 from matcher.embedding import Encoder
-from matcher.errors import IndexMismatchError
+from matcher.errors import IndexMismatchError, storage_error
 from matcher.index import VectorIndex, load_meta, stale_temporary
 from matcher.locking import ProcessLock
 from matcher.rows import content_from_row, influencer_from_row
@@ -141,7 +142,16 @@ class Indexes:
         self.catalogue.catch_up()
         for kind, table in self.catalogue.tables.items():
             if table.overlay_count > max(REBASE_AFTER, table.base.count // 20):
-                self.catalogue.rebase(kind, self._save_base(kind))
+                try:
+                    base = self._save_base(kind)
+                except (OSError, sqlite3.OperationalError) as e:
+                    if storage_error(e, self.data_dir) is None:
+                        raise
+                    # The write is committed and applied (the overlay holds it, the change log replays it at the
+                    # next start): a base is only a shortcut, saved at a later write once there is room again.
+                    logger.warning("could not save new %s vectors (%s); keeping them in memory for now", kind, e)
+                    continue
+                self.catalogue.rebase(kind, base)
 
     def _follow_bases(self) -> None:
         for kind, table in self.catalogue.tables.items():

@@ -282,3 +282,58 @@ def _damaged(served, data) -> None:
     served_again = CliRunner().invoke(main, ["serve", "--data-dir", str(data), "--port", "1"])
     assert served_again.exit_code != 0 and "cannot be read" in served_again.output
     assert "Restore it from a backup" in served_again.output
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A filesystem of a few megabytes (tmpfs), mounted for the test: needs root, as CI runs."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a small filesystem needs root (CI runs as root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_acknowledges_exactly_what_is_committed(homelive_dir, small_disk, caplog):
+    """Issue 14, item 7: on a full disk a write is refused with 507 and writes nothing, or is acknowledged and is
+    committed, never a 500. The case found: the commit fits, the save of new vectors that follows some writes
+    does not (it answered 500 for a committed write). Once there is room again, everything acknowledged is served."""
+    import os
+
+    from matcher.config import Settings
+    from matcher.indexing import REBASE_AFTER
+    from matcher.service import Engine
+    from tests.conftest import copy_data_dir
+
+    data = copy_data_dir(homelive_dir, small_disk / "data")
+    served = create_app({"DATA_DIR": str(data), "WARM_DETECTOR": False, "DEV_MODE": True})
+    client = served.test_client()
+
+    def put(n: int):
+        piece = {**PIECE, "id": f"cnt-full-{n}", "influencer_id": None, "title": f"Essai {n} du zorglubomètre"}
+        return piece["id"], client.put(f"/v1/content/{piece['id']}", json={**piece, "text": "mesures " * 50})
+
+    answers = dict(put(n) for n in range(REBASE_AFTER - 2))  # room enough: the next writes bring the overlay over
+    stat = os.statvfs(small_disk)
+    (small_disk / "filler").write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 400_000))
+    answers.update(put(n) for n in range(REBASE_AFTER - 2, REBASE_AFTER + 40))
+    statuses = [r.status_code for r in answers.values()]
+    assert set(statuses) <= {201, 507} and 507 in statuses, statuses
+    assert "could not save new content vectors" in caplog.text  # the commit fitted, the save did not: still 201
+    for record_id, answer in answers.items():
+        if answer.status_code == 507:
+            error = answer.get_json()["error"]
+            assert error["code"] == "insufficient_storage" and "is full" in error["message"]
+            assert str(data) in error["message"]
+        expected = 200 if answer.status_code == 201 else 404
+        assert client.get(f"/v1/content/{record_id}").status_code == expected, record_id
+    acknowledged = {i for i, r in answers.items() if r.status_code == 201}
+    served.extensions["relais"].loop.stop()
+
+    (small_disk / "filler").unlink()
+    reopened = Engine(Settings(data_dir=data))
+    assert reopened.check() == []  # the catalogue served holds exactly the stored records, vectors included
+    assert all(reopened.content(i) is not None for i in acknowledged)
