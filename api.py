@@ -12,6 +12,7 @@ from flask import Flask, current_app, jsonify
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from matcher.cache import LRU
 from matcher.config import Settings
@@ -31,6 +32,10 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_MAX_AGE": 300,  # seconds a page or CDN may keep a GET /v1/match answer
     "MAX_CONTENT_LENGTH": 64 * 1024 * 1024,  # the largest body of any route (imports); each route has its own
     "WARM_DETECTOR": True,
+    # Proxies in front of Relais (a load balancer, a CDN) whose X-Forwarded-For to believe, counted from the
+    # server: 0 believes none (a client could claim any address), 1 the last hop's, and so on. Limits per client
+    # address (widget visitors, anonymous callers, failed keys) need it behind a proxy, or every visitor is the proxy.
+    "TRUSTED_PROXIES": 0,
 }
 
 
@@ -41,6 +46,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(DEFAULTS)
     app.config.from_prefixed_env("RELAIS")
     app.config.update(config or {})
+    if (hops := int(app.config["TRUSTED_PROXIES"])) > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # request.remote_addr: the client, as the proxies saw it
     engine = Engine(Settings.from_mapping(app.config))
     app.extensions["relais"] = engine
     app.extensions["relais.answers"] = LRU(ANSWERS_KEPT)  # rendered GET /v1/match answers, by ETag

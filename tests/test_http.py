@@ -139,6 +139,32 @@ def test_rate_limit_per_key_with_retry_after(app):
     assert other.status_code == 200
 
 
+@pytest.mark.parametrize("hops", [0, 1])
+def test_a_widget_visitor_behind_a_proxy_is_counted_by_the_address_the_proxy_saw(homelive_copy, hops):
+    """Behind a load balancer every request comes from its address: with TRUSTED_PROXIES=1 the last hop of
+    X-Forwarded-For is the visitor (one visitor over the limit leaves the others theirs); with 0, the header is
+    anyone's claim and is ignored (a script cannot get a fresh allowance by inventing addresses)."""
+    app = create_app(
+        {
+            "DATA_DIR": str(homelive_copy),
+            "WARM_DETECTOR": False,
+            "TRUSTED_PROXIES": hops,
+            "RATE_LIMITS": {"widget": "2 per minute"},
+        }
+    )
+    site = "https://www.example.com"
+    widget = create_key(app.extensions["relais"].store, "widget", [site])[1]
+    client = app.test_client()
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+
+    def visit(visitor: str) -> int:
+        sent = headers(widget, Origin=site, **{"X-Forwarded-For": f"198.51.100.7, {visitor}"})
+        return client.post("/v1/match", data=json.dumps(MATCH), headers=sent, environ_base=proxy).status_code
+
+    assert [visit("203.0.113.1") for _ in range(3)] == [200, 200, 429]
+    assert visit("203.0.113.2") == (200 if hops else 429)
+
+
 def test_widget_requests_are_cacheable(app, key):
     client = app.test_client()
     url = "/v1/match?moment=discovery&types=content&products=homelive&limit=3"
