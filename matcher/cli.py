@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from matcher.config import PROJECT_DIR, Settings
+from matcher.config import PROJECT_DIR, Settings, read_jsonl
 from matcher.errors import RelaisError
 from matcher.loader import KEPT_REJECTIONS
 
@@ -23,6 +23,7 @@ DEFAULT_FIXTURES = (
     PROJECT_DIR / "fixtures" / "homelive" / "influencers.jsonl",
     PROJECT_DIR / "fixtures" / "homelive" / "content.jsonl",
 )
+DEFAULT_JUDGEMENTS = PROJECT_DIR / "eval" / "homelive.judgements.jsonl"
 
 
 def data_dir_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -260,52 +261,90 @@ def moments(settings: Settings) -> None:
 
 @main.command("eval")
 @click.option(
+    "--set",
+    "set_names",
+    multiple=True,
+    help="An evaluation set of eval/sets.json (repeatable; default: every set whose files are on this machine).",
+)
+@click.option(
     "--judgements",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=PROJECT_DIR / "eval" / "homelive.judgements.jsonl",
-    show_default=True,
-    help="JSON Lines {query, moment, language, relevant: {id: grade}}.",
+    help="Instead of the sets: JSON Lines {query, moment, language, relevant: {id: grade}}.",
 )
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Evaluate this loaded data dir instead of loading files into a temporary one.",
+    help="With --judgements: evaluate this loaded data dir instead of loading files into a temporary one.",
 )
 @click.option(
     "--load",
     "load_files",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Contract files to load into a temporary data dir (default: the Homelive fixtures).",
+    help="With --judgements: contract files to load into a temporary data dir (default: the Homelive fixtures).",
 )
 @click.option("-k", default=10, show_default=True, type=click.IntRange(1, 100))
 @click.option("--moments", "moments_only", is_flag=True, help="Evaluate moment detection instead of ranking.")
 @click.option(
     "--utterances",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=PROJECT_DIR / "eval" / "utterances.jsonl",
-    show_default=True,
-    help="With --moments: held-out JSON Lines {text, moment, language}.",
+    help="With --moments, instead of the sets: held-out JSON Lines {text, moment, language, ambiguous?}.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def evaluate(
-    judgements: Path,
+    set_names: tuple[str, ...],
+    judgements: Path | None,
     data_dir: Path | None,
     load_files: tuple[Path, ...],
     k: int,
     moments_only: bool,
-    utterances: Path,
+    utterances: Path | None,
     as_json: bool,
 ) -> None:
-    """Measure relevance (nDCG, recall, MRR against baselines) or, with --moments, moment detection."""
+    """Measure relevance (nDCG, recall, MRR against baselines) or, with --moments, moment detection: on each
+    evaluation set separately, then a generalisation line over the sets nothing was tuned on."""
+    from matcher.evaluation import load_sets
+
     try:
+        sets = _chosen_sets(load_sets(), set_names)
         if moments_only:
-            report, text = _evaluate_moments(utterances)
+            if utterances is not None:
+                report, text = _evaluate_moments({utterances.stem: utterances}, {})
+            else:
+                chosen = {n: s.utterances for n, s in sets.items() if s.utterances is not None}
+                report, text = _evaluate_moments(chosen, {n: s.tuned for n, s in sets.items()})
+        elif judgements is not None or data_dir is not None or load_files:
+            report, text = _evaluate_ranking(judgements or DEFAULT_JUDGEMENTS, data_dir, load_files, k)
         else:
-            report, text = _evaluate_ranking(judgements, data_dir, load_files, k)
+            report, text = _evaluate_sets({n: s for n, s in sets.items() if s.judgements is not None}, k)
     except RelaisError as e:
         raise click.ClickException(e.message) from e
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else text)
+
+
+def _chosen_sets(sets: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    unknown = sorted(set(names) - set(sets))
+    if unknown:
+        raise click.BadParameter(f"unknown sets {unknown}; eval/sets.json has {sorted(sets)}", param_hint="--set")
+    chosen = {n: s for n, s in sets.items() if not names or n in names}
+    for name, s in list(chosen.items()):
+        if s.missing():
+            click.echo(f"skipping the {name} set: {', '.join(map(str, s.missing()))} not found", err=True)
+            del chosen[name]
+    return chosen
+
+
+def _evaluate_sets(sets: dict[str, Any], k: int) -> tuple[dict, str]:
+    from matcher import evaluation
+
+    reports, texts, headlines = {}, [], {}
+    for name, s in sets.items():
+        report, text = _evaluate_ranking(s.judgements, None, s.load, k)
+        reports[name], headlines[name] = report, evaluation.headline(report)
+        texts.append(f"### {name}{'' if s.tuned else ' (unseen: nothing was tuned on it)'}\n{text}")
+    summary = evaluation.format_headlines(headlines, {n: s.tuned for n, s in sets.items()}, k)
+    texts.append(f"### every set: relais (hybrid), nDCG@{k}\n{summary}")
+    return {"sets": reports, "headlines": headlines}, "\n\n".join(texts)
 
 
 def _evaluate_ranking(judgements: Path, data_dir: Path | None, files: tuple[Path, ...], k: int) -> tuple[dict, str]:
@@ -324,7 +363,7 @@ def _evaluate_ranking(judgements: Path, data_dir: Path | None, files: tuple[Path
     return report, evaluation.format_report(report)
 
 
-def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
+def _evaluate_moments(utterances: dict[str, Path], tuned: dict[str, bool]) -> tuple[dict, str]:
     from matcher.detection import evaluate_detection, format_detection_report, training_examples
     from matcher.embedding import encoders
     from matcher.moments import detection_settings, load_moments
@@ -332,7 +371,7 @@ def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
     settings = Settings.from_env()
     moments = load_moments(settings.moments_file)
     examples_file, threshold = detection_settings(settings.moments_file)
-    heldout = [json.loads(line) for line in utterances.read_text(encoding="utf-8").splitlines() if line.strip()]
+    heldout = {name: read_jsonl(path) for name, path in utterances.items()}
     report = evaluate_detection(
         encoders(settings)[0],  # the detector reads the records' encoder (see Engine.detector)
         moments,
@@ -340,7 +379,7 @@ def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
         heldout,
         threshold,
     )
-    return report, format_detection_report(report)
+    return report, format_detection_report(report, tuned)
 
 
 @main.command()
@@ -348,9 +387,16 @@ def _evaluate_moments(utterances: Path) -> tuple[dict, str]:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=None, type=click.IntRange(1, 64), help="Processes serving (default: one per core).")
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64), help="Threads per worker.")
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    help="Also answer GET /health on this port, outside the request queue: for liveness probes under load.",
+)
 @click.option("--dev", is_flag=True, help="No API keys: every caller is admin. Local trials only (loopback hosts).")
 @data_dir_option
-def serve(settings: Settings, host: str, port: int, workers: int | None, threads: int, dev: bool) -> None:
+def serve(
+    settings: Settings, host: str, port: int, workers: int | None, threads: int, health_port: int | None, dev: bool
+) -> None:
     """Serve the HTTP API with gunicorn (pre-forked workers, one per core); logs are JSON lines on stderr."""
     import os
 
@@ -371,7 +417,7 @@ def serve(settings: Settings, host: str, port: int, workers: int | None, threads
         raise _unreadable(settings, e) from e
     mode = "DEV MODE (no keys)" if dev else "API keys required (python -m matcher keys create)"
     click.echo(f"Relais serving {settings.data_dir} on http://{host}:{port} with {workers} workers — {mode}", err=True)
-    run(app, host, port, workers, threads)
+    run(app, host, port, workers, threads, health_port)
 
 
 @main.command()

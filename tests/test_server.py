@@ -99,9 +99,9 @@ def server(tmp_path: Path):
     assert "2 accepted" in loaded.stdout
     created = matcher("keys", "create", "--role", "planner", "--label", "test", env=env)
     assert created.returncode == 0 and created.stdout.startswith("rk_"), created.stderr
-    port = free_port()
+    port, health_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "matcher", "serve", "--port", str(port)],
+        [sys.executable, "-m", "matcher", "serve", "--port", str(port), "--health-port", str(health_port)],
         cwd=PROJECT_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -122,16 +122,21 @@ def server(tmp_path: Path):
             process.stdout.close()
             pytest.fail(f"server did not start: {output}")
         time.sleep(0.3)
-    yield base, created.stdout.strip()
+    yield base, created.stdout.strip(), f"http://127.0.0.1:{health_port}"
     process.terminate()
     process.wait(timeout=30)
     process.stdout.close()
 
 
 def test_served_over_http(server):
-    server, key = server
+    server, key, liveness = server
     status, health = request(server + "/health")
     assert status == 200 and health["records"] == {"influencers": 2, "content": 2}
+    workers = {request(server + "/health")[1]["process"] for _ in range(20)}
+    answers = [request(liveness + "/health") for _ in range(20)]  # outside the request queue (serve --health-port)
+    assert all(status == 200 and found["status"] == "ok" for status, found in answers)
+    assert {found["process"] for _, found in answers} <= workers  # answered by the workers themselves
+    assert request(liveness + "/v1/match")[0] == 404
     query = b'{"moment":"technical_validation","query":"compatibilit\xc3\xa9 des capteurs avec la box"}'
     status, error = request(server + "/v1/match", query)
     assert status == 401 and error["error"]["code"] == "unauthorized"  # keys are required unless --dev
