@@ -306,31 +306,34 @@ def evaluate(
     from matcher.evaluation import load_sets
 
     try:
-        sets = _chosen_sets(load_sets(), set_names)
-        if moments_only:
-            if utterances is not None:
-                report, text = _evaluate_moments({utterances.stem: utterances}, {})
-            else:
-                chosen = {n: s.utterances for n, s in sets.items() if s.utterances is not None}
-                report, text = _evaluate_moments(chosen, {n: s.tuned for n, s in sets.items()})
+        if moments_only and utterances is not None:
+            report, text = _evaluate_moments({utterances.stem: utterances}, {})
+        elif moments_only:
+            sets = _chosen_sets(load_sets(), set_names, "moments")
+            chosen = {n: s.utterances for n, s in sets.items()}
+            report, text = _evaluate_moments(chosen, {n: s.tuned for n, s in sets.items()})
         elif judgements is not None or data_dir is not None or load_files:
             report, text = _evaluate_ranking(judgements or DEFAULT_JUDGEMENTS, data_dir, load_files, k)
         else:
-            report, text = _evaluate_sets({n: s for n, s in sets.items() if s.judgements is not None}, k)
+            report, text = _evaluate_sets(_chosen_sets(load_sets(), set_names, "ranking"), k)
     except RelaisError as e:
         raise click.ClickException(e.message) from e
     click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else text)
 
 
-def _chosen_sets(sets: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+def _chosen_sets(sets: dict[str, Any], names: tuple[str, ...], purpose: str) -> dict[str, Any]:
+    """The sets named (default: all) that have what ``purpose`` ('ranking' or 'moments') needs on this machine."""
     unknown = sorted(set(names) - set(sets))
     if unknown:
         raise click.BadParameter(f"unknown sets {unknown}; eval/sets.json has {sorted(sets)}", param_hint="--set")
-    chosen = {n: s for n, s in sets.items() if not names or n in names}
-    for name, s in list(chosen.items()):
-        if s.missing():
-            click.echo(f"skipping the {name} set: {', '.join(map(str, s.missing()))} not found", err=True)
-            del chosen[name]
+    chosen = {}
+    for name, s in sets.items():
+        if names and name not in names or (s.utterances if purpose == "moments" else s.judgements) is None:
+            continue
+        if missing := s.missing(purpose):
+            click.echo(f"skipping the {name} set: {', '.join(map(str, missing))} not found", err=True)
+            continue
+        chosen[name] = s
     return chosen
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -13,6 +14,27 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 ENV_PREFIX = "RELAIS_"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON Lines file the project ships or a brand edits (examples, judgements, utterances);
+    a line that is not a JSON object is a ConfigError naming the file and line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise ConfigError(f"Cannot read {path}: {e}") from e
+    out = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise ConfigError(f"{path}:{number}: not JSON: {e}") from e
+        if not isinstance(record, dict):
+            raise ConfigError(f"{path}:{number}: expected a JSON object")
+        out.append(record)
+    return out
 
 
 @dataclass(frozen=True)

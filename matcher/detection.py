@@ -10,7 +10,6 @@ MiniLM and n-grams; ``bench/detection_encoders.py``), so there is none.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from matcher.config import read_jsonl
 from matcher.embedding import Encoder
 from matcher.errors import ConfigError
 from matcher.scoring import fold
@@ -98,18 +98,11 @@ def training_examples(moments: dict[str, Moment], examples_file: Path | None) ->
     if examples_file is None:
         return texts, labels
     skipped = 0
-    try:
-        lines = Path(examples_file).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise ConfigError(f"Cannot read the moment examples file {examples_file}: {e}") from e
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in enumerate(read_jsonl(Path(examples_file)), start=1):
         try:
-            record = json.loads(line)
-            text, moment = record["text"], record["moment"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{examples_file}:{number}: expected {{text, moment}}: {e}") from e
+            text, moment = str(record["text"]), str(record["moment"])
+        except KeyError as e:
+            raise ConfigError(f"{examples_file}: example {number}: expected {{text, moment}}: missing {e}") from e
         if moment in moments:
             texts.append(text)
             labels.append(moment)
@@ -153,55 +146,37 @@ def evaluate_detection(
     encoder: Encoder,
     moments: dict[str, Moment],
     training: tuple[list[str], list[str]],
-    heldout: list[dict],
+    heldout_sets: dict[str, list[dict]],
     threshold: float,
     folds: int = 5,
 ) -> dict:
-    """Held-out accuracy, macro-F1, per-language accuracy and confusion matrix of the detector and of simpler
-    ones; and the detector's cross-validated accuracy on the training examples for a few regularisations."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    """For each set of held-out utterances: accuracy, macro-F1, per-language accuracy and confusion matrix of the
+    detector and of simpler ones, its accuracy on utterances marked ambiguous, and a reliability table (is a
+    confidence of 0.8 right 8 times in 10?). Then the detector's cross-validated accuracy on the training examples
+    for a few regularisations."""
     from sklearn.model_selection import StratifiedKFold
 
     cached = _CachedEncoder(encoder)
     texts, labels = training
-    truth = [u["moment"] for u in heldout]
     names = sorted(moments)
-    report: dict = {"training_examples": len(texts), "heldout_utterances": len(heldout), "detectors": {}}
-
-    def measure(predicted: list[str]) -> dict:
-        by_language = defaultdict(list)
-        for u, p in zip(heldout, predicted, strict=True):
-            by_language[u.get("language", "?")].append(u["moment"] == p)
-        return {
-            "accuracy": round(accuracy_score(truth, predicted), 4),
-            "macro_f1": round(f1_score(truth, predicted, average="macro"), 4),
-            "by_language": {k: round(float(np.mean(v)), 4) for k, v in sorted(by_language.items())},
-        }
-
-    utterances = [u["text"] for u in heldout]
     detector = MomentDetector(cached, texts, labels, threshold=threshold)
-    p = detector.probabilities(utterances)
-    predicted = [detector.moments[i] for i in p.argmax(axis=1)]
-    confident = p.max(axis=1) >= threshold
-    hits = np.array([a == b for a, b in zip(truth, predicted, strict=True)])
-    report["detectors"]["relais (embedding + n-grams)"] = {
-        **measure(predicted),
-        "confusion": {"labels": names, "matrix": confusion_matrix(truth, predicted, labels=names).tolist()},
-        "low_confidence": {
-            "threshold": threshold,
-            "share": round(float(1 - confident.mean()), 4),
-            "accuracy_confident": round(float(hits[confident].mean()), 4) if confident.any() else None,
-            "accuracy_low": round(float(hits[~confident].mean()), 4) if (~confident).any() else None,
-        },
+    simpler = {
+        f"{view} only": MomentDetector(cached, texts, labels, threshold=threshold, views=(view,))
+        for view in ("embedding", "ngrams")
     }
-    for view in ("embedding", "ngrams"):
-        alone = MomentDetector(cached, texts, labels, threshold=threshold, views=(view,))
-        report["detectors"][f"{view} only"] = measure(
-            [alone.moments[i] for i in alone.probabilities(utterances).argmax(1)]
-        )
     centroids = np.vstack([cached.encode(moments[n].texts()).mean(axis=0) for n in names])
-    nearest = (cached.encode(utterances) @ centroids.T).argmax(axis=1)
-    report["detectors"]["nearest moment prototype"] = measure([names[i] for i in nearest])
+    report: dict = {"training_examples": len(texts), "sets": {}}
+    for set_name, heldout in heldout_sets.items():
+        utterances = [u["text"] for u in heldout]
+        p = detector.probabilities(utterances)
+        found = {"relais (embedding + n-grams)": _measure(heldout, [detector.moments[i] for i in p.argmax(1)])}
+        for name, alone in simpler.items():
+            found[name] = _measure(heldout, [alone.moments[i] for i in alone.probabilities(utterances).argmax(1)])
+        nearest = (cached.encode(utterances) @ centroids.T).argmax(axis=1)
+        found["nearest moment prototype"] = _measure(heldout, [names[i] for i in nearest])
+        main = found["relais (embedding + n-grams)"]
+        main.update(_calibration(heldout, p, detector.moments, names, threshold))
+        report["sets"][set_name] = {"heldout_utterances": len(heldout), "detectors": found}
 
     cv = {}
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(texts, labels))
@@ -218,33 +193,110 @@ def evaluate_detection(
     return report
 
 
-def format_detection_report(report: dict) -> str:
-    lines = [
-        f"Moment detection: trained on {report['training_examples']} examples, "
-        f"tested on {report['heldout_utterances']} held-out utterances",
-        "",
-        f"{'detector':32}{'accuracy':>10}{'macro-F1':>10}  by language",
-    ]
-    for name, r in report["detectors"].items():
-        langs = ", ".join(f"{k} {v:.3f}" for k, v in r["by_language"].items())
-        lines.append(f"{name:32}{r['accuracy']:10.3f}{r['macro_f1']:10.3f}  {langs}")
-    main = next(iter(report["detectors"].values()))
-    labels, matrix = main["confusion"]["labels"], main["confusion"]["matrix"]
-    width = max(len(x) for x in labels) + 2
-    lines += [
-        "",
-        "Confusion matrix (rows: true moment, columns: detected)",
-        " " * width + "".join(f"{x:>{width}}" for x in labels),
-    ]
-    lines += [
-        f"{label:{width}}" + "".join(f"{v:{width}d}" for v in row) for label, row in zip(labels, matrix, strict=True)
-    ]
-    low = main["low_confidence"]
-    lines += [
-        "",
-        f"Below {low['threshold']} confidence: {low['share']:.1%} of utterances "
-        f"(accuracy {low['accuracy_low']}); above: accuracy {low['accuracy_confident']}",
-    ]
+def _measure(heldout: list[dict], predicted: list[str]) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    truth = [u["moment"] for u in heldout]
+    by_language = defaultdict(list)
+    for u, guess in zip(heldout, predicted, strict=True):
+        by_language[u.get("language", "?")].append(u["moment"] == guess)
+    ambiguous = [u["moment"] == guess for u, guess in zip(heldout, predicted, strict=True) if u.get("ambiguous")]
+    return {
+        "accuracy": round(accuracy_score(truth, predicted), 4),
+        "macro_f1": round(f1_score(truth, predicted, average="macro"), 4),
+        "by_language": {k: round(float(np.mean(v)), 4) for k, v in sorted(by_language.items())},
+        "ambiguous": {"n": len(ambiguous), "accuracy": round(float(np.mean(ambiguous)), 4) if ambiguous else None},
+    }
+
+
+RELIABILITY_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
+
+
+def _calibration(heldout: list[dict], p: np.ndarray, columns: list[str], names: list[str], threshold: float) -> dict:
+    """The confusion matrix, accuracy below and above the low-confidence threshold, and accuracy per confidence
+    bin against the mean confidence in it (a calibrated detector has them close)."""
+    from sklearn.metrics import confusion_matrix
+
+    truth = [u["moment"] for u in heldout]
+    predicted = [columns[i] for i in p.argmax(axis=1)]
+    confidence = p.max(axis=1)
+    hits = np.array([a == b for a, b in zip(truth, predicted, strict=True)])
+    confident = confidence >= threshold
+    bins = []
+    for low, high in zip(RELIABILITY_BINS, RELIABILITY_BINS[1:], strict=False):
+        inside = (confidence >= low) & (confidence < high)
+        if inside.any():
+            bins.append(
+                {
+                    "from": low,
+                    "to": min(high, 1.0),
+                    "n": int(inside.sum()),
+                    "confidence": round(float(confidence[inside].mean()), 4),
+                    "accuracy": round(float(hits[inside].mean()), 4),
+                }
+            )
+    return {
+        "confusion": {"labels": names, "matrix": confusion_matrix(truth, predicted, labels=names).tolist()},
+        "low_confidence": {
+            "threshold": threshold,
+            "share": round(float(1 - confident.mean()), 4),
+            "accuracy_confident": round(float(hits[confident].mean()), 4) if confident.any() else None,
+            "accuracy_low": round(float(hits[~confident].mean()), 4) if (~confident).any() else None,
+        },
+        "reliability": bins,
+    }
+
+
+def format_detection_report(report: dict, tuned: dict[str, bool] | None = None) -> str:
+    """Each set's tables, then (``tuned``: set name -> whether anything was tuned on it) the generalisation line."""
+    tuned = tuned or {}
+    lines = [f"Moment detection: trained on {report['training_examples']} examples"]
+    for set_name, found in report["sets"].items():
+        unseen = " (unseen: nothing was tuned on it)" if tuned.get(set_name) is False else ""
+        lines += ["", f"== {set_name}{unseen}: {found['heldout_utterances']} held-out utterances", ""]
+        lines.append(f"{'detector':32}{'accuracy':>10}{'macro-F1':>10}{'ambiguous':>11}  by language")
+        for name, r in found["detectors"].items():
+            langs = ", ".join(f"{k} {v:.3f}" for k, v in r["by_language"].items())
+            amb = r["ambiguous"]["accuracy"]
+            lines.append(
+                f"{name:32}{r['accuracy']:10.3f}{r['macro_f1']:10.3f}{(f'{amb:.3f}' if amb is not None else '-'):>11}"
+                f"  {langs}"
+            )
+        main = next(iter(found["detectors"].values()))
+        labels, matrix = main["confusion"]["labels"], main["confusion"]["matrix"]
+        width = max(len(x) for x in labels) + 2
+        lines += [
+            "",
+            "Confusion matrix (rows: true moment, columns: detected)",
+            " " * width + "".join(f"{x:>{width}}" for x in labels),
+        ]
+        lines += [
+            f"{label:{width}}" + "".join(f"{v:{width}d}" for v in row)
+            for label, row in zip(labels, matrix, strict=True)
+        ]
+        low = main["low_confidence"]
+        lines += [
+            "",
+            f"Below {low['threshold']} confidence: {low['share']:.1%} of utterances "
+            f"(accuracy {low['accuracy_low']}); above: accuracy {low['accuracy_confident']}",
+            "Reliability: "
+            + ", ".join(
+                f"[{b['from']:.1f}, {b['to']:.1f}) n={b['n']} conf {b['confidence']:.2f} acc {b['accuracy']:.2f}"
+                for b in main["reliability"]
+            ),
+        ]
+    unseen = [n for n in report["sets"] if tuned.get(n) is False]
+    if unseen:
+        mains = [next(iter(report["sets"][u]["detectors"].values())) for u in unseen]
+        sizes = [report["sets"][u]["heldout_utterances"] for u in unseen]
+        accuracy = sum(m["accuracy"] * n for m, n in zip(mains, sizes, strict=True)) / sum(sizes)
+        amb = [(m["ambiguous"]["accuracy"], m["ambiguous"]["n"]) for m in mains if m["ambiguous"]["n"]]
+        ambiguous = sum(a * n for a, n in amb) / sum(n for _, n in amb) if amb else None
+        lines += [
+            "",
+            f"generalisation (sets nothing was tuned on: {', '.join(unseen)}): accuracy {accuracy:.3f}"
+            + (f", ambiguous {ambiguous:.3f}" if ambiguous is not None else ""),
+        ]
     cv = report["cross_validation"]
     lines += ["", f"{cv['folds']}-fold cross-validation on the training examples (chosen C = {cv['chosen']}):"]
     lines += [f"  C = {c:>5}: {r['mean']:.3f} ± {r['std']:.3f}" for c, r in cv["regularisation"].items()]

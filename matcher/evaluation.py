@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from matcher import lexical
+from matcher.config import PROJECT_DIR, read_jsonl
 from matcher.errors import ConfigError
 from matcher.index import top_k
 from matcher.service import Engine
@@ -36,20 +37,55 @@ class Judgement:
     relevant: dict[str, int]
 
 
+@dataclass(frozen=True)
+class EvalSet:
+    """A brand's evaluation material: its catalogue (contract files), graded queries, customer utterances, and
+    whether anything was tuned by looking at its figures."""
+
+    name: str
+    load: tuple[Path, ...]
+    judgements: Path | None
+    utterances: Path | None
+    tuned: bool
+
+    def missing(self, purpose: str) -> list[Path]:
+        """Files this set needs for ``purpose`` ('ranking' or 'moments') that are not on this machine."""
+        wanted = [self.utterances] if purpose == "moments" else [*self.load, self.judgements]
+        return [p for p in wanted if p is not None and not p.exists()]
+
+
+SETS_FILE = PROJECT_DIR / "eval" / "sets.json"
+
+
+def load_sets(path: Path = SETS_FILE) -> dict[str, EvalSet]:
+    """The evaluation sets of ``eval/sets.json`` (paths relative to the project)."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))["sets"]
+        return {
+            name: EvalSet(
+                name,
+                tuple(PROJECT_DIR / f for f in s["load"]),
+                PROJECT_DIR / s["judgements"] if s.get("judgements") else None,
+                PROJECT_DIR / s["utterances"] if s.get("utterances") else None,
+                bool(s["tuned"]),
+            )
+            for name, s in raw.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: expected {{sets: {{name: {{load, judgements, utterances, tuned}}}}}}: {e}") from e
+
+
 def load_judgements(path: Path) -> list[Judgement]:
     out = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, raw in enumerate(read_jsonl(path), start=1):
         try:
-            raw = json.loads(line)
             relevant = {str(k): int(v) for k, v in raw["relevant"].items()}
             out.append(
                 Judgement(str(raw.get("id", number)), raw["query"], raw["moment"], raw.get("language") or "?", relevant)
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ConfigError(
-                f"{path}:{number}: expected {{query, moment, language, relevant: {{id: grade}}}}: {e}"
+                f"{path}: judgement {number}: expected {{query, moment, language, relevant: {{id: grade}}}}: {e}"
             ) from e
     return out
 
@@ -226,6 +262,53 @@ def _kinds(engine: Engine, judgements: list[Judgement]) -> dict[str, str]:
             "load the dataset the judgements were written for."
         )
     return kinds
+
+
+def headline(report: dict[str, Any], system: str = "relais (hybrid)") -> dict[str, float | None]:
+    """The figures issue 15 sets targets on: nDCG@k of influencers, of content, overall (their mean over queries),
+    by query language, and content for English queries against French ones."""
+    table = report["systems"][system]
+
+    def overall(group: str) -> float | None:
+        cells = [table.get(group, {}).get(kind) for kind in KINDS]
+        cells = [c for c in cells if c]
+        total = sum(c["n"] for c in cells)
+        return round(sum(c["ndcg"] * c["n"] for c in cells) / total, 4) if total else None
+
+    def cell(group: str, kind: str) -> float | None:
+        found = table.get(group, {}).get(kind)
+        return found["ndcg"] if found else None
+
+    return {
+        "influencers": cell("all", "influencers"),
+        "content": cell("all", "content"),
+        "overall": overall("all"),
+        "fr": overall("language:fr"),
+        "en": overall("language:en"),
+        "content_fr": cell("language:fr", "content"),
+        "content_en": cell("language:en", "content"),
+    }
+
+
+def format_headlines(found: dict[str, dict[str, float | None]], tuned: dict[str, bool], k: int = 10) -> str:
+    """One line per set, then the generalisation line: the sets nothing was tuned on."""
+
+    def f(v: float | None) -> str:
+        return f"{v:.3f}" if v is not None else "  -  "
+
+    lines = [f"{'set':24}{'overall':>9}{'infl.':>8}{'content':>9}{'fr':>8}{'en':>8}{'content en-fr':>15}"]
+    for name, h in found.items():
+        gap = h["content_en"] - h["content_fr"] if None not in (h["content_en"], h["content_fr"]) else None
+        label = f"{name}{'' if tuned[name] else ' (unseen)'}"
+        lines.append(
+            f"{label:24}{f(h['overall']):>9}{f(h['influencers']):>8}{f(h['content']):>9}{f(h['fr']):>8}"
+            f"{f(h['en']):>8}{(f'{gap:+.3f}' if gap is not None else '  -  '):>15}"
+        )
+    unseen = [n for n in found if not tuned[n]]
+    if unseen:
+        mean = np.mean([found[n]["overall"] for n in unseen])
+        lines.append(f"generalisation (nDCG@{k} on sets nothing was tuned on: {', '.join(unseen)}): {mean:.3f}")
+    return "\n".join(lines)
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,17 +9,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from matcher.config import PROJECT_DIR, Settings  # noqa: E402
+from matcher.config import PROJECT_DIR, Settings, read_jsonl  # noqa: E402, F401 (tests import it from here)
 from matcher.service import Engine  # noqa: E402
 from matcher.store import copy_data_dir  # noqa: E402, F401 (tests import it from here)
 
 FIXTURES = PROJECT_DIR / "fixtures" / "homelive"
 HOMELIVE_FILES = [FIXTURES / "influencers.jsonl", FIXTURES / "content.jsonl"]
 SHARED_DATA = PROJECT_DIR.parent / "shared" / "data"
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,9 @@ import pytest
 
 from api import create_app
 from matcher.config import PROJECT_DIR
-from matcher.detection import MomentDetector
+from matcher.detection import MomentDetector, training_examples
+from matcher.evaluation import load_sets
+from matcher.moments import detection_settings, load_moments
 from matcher.scoring import fold
 from tests.conftest import read_jsonl
 
@@ -93,8 +95,22 @@ def test_held_out_accuracy_stays_above_ninety_percent(engine):
         heldout
     )
     assert accuracy >= 0.9
+
+
+@pytest.mark.parametrize("name", sorted(load_sets()))
+def test_no_evaluation_text_is_a_training_example(engine, name):
+    """Issue 15: no utterance or query of any evaluation set is among the detector's training examples (the
+    moments file's and the examples file's), compared as folded words so a changed accent or comma counts."""
+    settings = engine.settings
+    examples_file, _ = detection_settings(settings.moments_file)
+    training, _ = training_examples(load_moments(settings.moments_file), examples_file)
     words = lambda text: " ".join(re.findall(r"\w+", fold(text)))  # noqa: E731
-    same = {words(t) for t in engine._training[0]} & {words(u["text"]) for u in heldout}
+    taught = {words(t) for t in training}
+    chosen = load_sets()[name]
+    texts = [u["text"] for u in read_jsonl(chosen.utterances)] if chosen.utterances else []
+    texts += [j["query"] for j in read_jsonl(chosen.judgements)] if chosen.judgements.exists() else []
+    assert texts
+    same = taught & {words(t) for t in texts}
     assert not same, same
 
 
