@@ -409,7 +409,7 @@ class Catalogue:
         signals = [scoring.interactions(config, r["engagement"]) for r in rows]
         out["interactions"] = np.array([math.nan if s is None else s for s in signals], np.float64)
         for name, moment in self.moments.items():
-            out[f"format_fit:{name}"] = np.array([scoring.format_fit(moment, r["format"]) for r in rows])
+            out[f"format_fit:{name}"] = np.array([scoring.format_fit(config, moment, r["format"]) for r in rows])
         return out
 
     # -- what requests read -----------------------------------------------------------------------

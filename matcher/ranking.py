@@ -20,7 +20,7 @@ from matcher.filters import Filters
 from matcher.learning import explore
 from matcher.loop import Loop
 from matcher.retrieval import Candidates, Retriever, Target
-from matcher.scoring import Part
+from matcher.scoring import Part, parts_of
 from matcher.store import Store
 from models.moments import Moment
 
@@ -324,7 +324,7 @@ def _parts(
     values: dict[str, np.ndarray], weights: dict[str, float], reasons: dict[str, str], i: int
 ) -> dict[str, Part]:
     """Candidate ``i``'s parts: the values it was scored with (so that contributions add up to its score), and why."""
-    return {name: Part(float(values[name][i]), weights[name], reasons[name]) for name in values}
+    return parts_of({name: values[name][i] for name in values}, weights, reasons)
 
 
 def _why_relevant(found: Candidates, i: int, target: Target) -> str:

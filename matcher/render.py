@@ -159,6 +159,7 @@ def _scored(r: Ranked, rank: int) -> dict[str, Any]:
             name: {
                 "value": round(p.value, 4),
                 "weight": p.weight,
+                "share": round(p.share, 4),
                 "contribution": round(p.contribution, 4),
                 "reason": p.reason,
             }

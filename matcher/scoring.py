@@ -22,79 +22,48 @@ import numpy as np
 from matcher.errors import ConfigError
 from models.moments import Moment
 
-REQUIRED = (
-    "weights.influencer",
-    "weights.content",
-    "relevance.query_weight",
-    "relevance.moment_weight",
-    "relevance.influencer_profile_weight",
-    "profile_vector.profile_weight",
-    "profile_vector.profile_weight_without_bio",
-    "moment_fit.influencer",
-    "moment_fit.content",
-    "moment_fit.brand_author_fit",
-    "format_quality",
-    "influence.followers_ceiling",
-    "influence.engagement_half",
-    "influence.reach_weight",
-    "influence.interactions_ceiling",
-    "influence.interaction_weights",
-    "freshness.half_life_days",
-    "diversity.max_per_influencer",
-    "candidates.minimum",
-    "candidates.per_result",
-    "candidates.content_for_influencers",
-    "networks.formats",
-    "networks.hosts",
-    "lexical.fusion",
-    "lexical.dense_weight",
-    "lexical.rrf_k",
-    "lexical.column_weights",
-    "engagement.examination",
-    "engagement.examination_beyond",
-    "engagement.prior_views",
-    "engagement.prior_ctr",
-    "engagement.sharpness",
-    "engagement.half_life_days",
-    "engagement.with_query",
-    "engagement.settle_seconds",
-    "engagement.explore.fixed_slots",
-    "engagement.explore.draws",
-)
-
 
 def load_scoring(path: Path) -> dict[str, Any]:
-    """The scoring settings, checked for the keys this module reads."""
+    """The scoring settings, checked against ``models.scoring_schema`` (every key this module reads, with its type
+    and range): a wrong file is a ConfigError naming each key to fix."""
+    from marshmallow import ValidationError
+
+    from models.scoring_schema import ScoringFileSchema, dotted_errors
+
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ConfigError(f"Cannot read the scoring file {path}: {e}") from e
-    for dotted in REQUIRED:
-        node: Any = config
-        for key in dotted.split("."):
-            if not isinstance(node, dict) or key not in node:
-                raise ConfigError(f"The scoring file {path} lacks {dotted!r}.")
-            node = node[key]
+    try:
+        ScoringFileSchema().load(config)
+    except ValidationError as e:
+        raise ConfigError(f"The scoring file {path} is invalid: {'; '.join(dotted_errors(e.messages))}") from e
     return config
 
 
 @dataclass(frozen=True)
 class Part:
+    """One part of a score: its value (0..1), its weight in the scoring file, and its share of the score (the
+    weight over the sum of the result's weights), so that the contributions, value times share, add up to the
+    score exactly."""
+
     value: float
     weight: float
     reason: str
+    share: float = 0.0
 
     @property
     def contribution(self) -> float:
-        return self.value * self.weight
-
-    def weighted(self, weight: float) -> Part:
-        return Part(self.value, weight, self.reason)
+        return self.value * self.share
 
 
-def combine(parts: dict[str, Part]) -> float:
-    """Weighted mean of the parts: weights need not sum to one."""
-    return weighted_mean({name: p.value for name, p in parts.items()}, {name: p.weight for name, p in parts.items()})
+def parts_of(values: dict[str, float], weights: dict[str, float], reasons: dict[str, str]) -> dict[str, Part]:
+    """A result's parts, with the shares its score gives them (``weighted_mean`` of the same values and weights)."""
+    total = sum(weights[name] for name in values)
+    return {
+        name: Part(float(values[name]), weights[name], reasons[name], weights[name] / total if total else 0.0)
+        for name in values
+    }
 
 
 def weighted_mean(values: dict[str, Any], weights: dict[str, float]) -> Any:
@@ -150,12 +119,13 @@ def freshness(config: dict[str, Any], age_days: Any) -> Any:
 
 def quality(config: dict[str, Any], fmt: str) -> float:
     """The editorial weight of a format."""
-    return config["format_quality"].get(fmt, 0.5)
+    weights = config["format_quality"]
+    return weights.get(fmt, weights["unknown"])  # unknown: a publication whose piece is no longer stored
 
 
-def format_fit(moment: Moment, fmt: str) -> float:
+def format_fit(config: dict[str, Any], moment: Moment, fmt: str) -> float:
     """How well a format serves a moment."""
-    return moment.format_weights.get(fmt, 0.3)
+    return moment.format_weights.get(fmt, config["moment_fit"]["unlisted_format"])
 
 
 def tonality(sentiment: float | None) -> float:
@@ -172,7 +142,7 @@ def topic_matches(topics: list[str], moment_topics: list[str]) -> list[str]:
 def influencer_fit(config: dict[str, Any], moment: Moment, row: dict[str, Any], profile_similarity: float) -> Part:
     """How well a person carries the moment: their category, and their topics or profile."""
     fit = config["moment_fit"]
-    category = moment.category_weights.get(row["category"], 0.5)
+    category = moment.category_weights.get(row["category"], config["moment_fit"]["unlisted_category"])
     matches = topic_matches(row["topics"], moment.influencer_topics)
     overlap = min(1.0, len(matches) / fit["topic_matches_for_full_fit"])
     profile = scaled(profile_similarity, fit["profile_similarity_floor"], fit["profile_similarity_ceiling"])
@@ -196,7 +166,7 @@ def content_fit_value(config: dict[str, Any], format_value: Any, author_fit: Any
 
 def content_fit(config: dict[str, Any], moment: Moment, row: dict[str, Any], author_fit: float | None) -> Part:
     """How well a piece serves the moment: its format, and whether its author carries the moment."""
-    fmt = format_fit(moment, row["format"])
+    fmt = format_fit(config, moment, row["format"])
     value = float(content_fit_value(config, fmt, math.nan if author_fit is None else author_fit))
     who = "brand-owned" if author_fit is None else f"author fit {author_fit:.2f}"
     return Part(value, 0.0, f"{row['format']} serves this moment at {fmt:.1f}; {who}")

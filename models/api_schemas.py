@@ -151,9 +151,14 @@ class DetectRequestSchema(Schema):
 
 
 class ScorePartSchema(Schema):
-    value = fields.Float(required=True)
-    weight = fields.Float(required=True)
-    contribution = fields.Float(required=True)
+    value = fields.Float(required=True, metadata={"description": "The part, from 0 to 1."})
+    weight = fields.Float(required=True, metadata={"description": "Its weight in the scoring file (relative)."})
+    share = fields.Float(
+        required=True, metadata={"description": "Its weight over the sum of this result's weights: shares add to 1."}
+    )
+    contribution = fields.Float(
+        required=True, metadata={"description": "value × share: the contributions add up to the score."}
+    )
     reason = fields.String(required=True)
 
 

@@ -99,7 +99,7 @@ def epoch(text: str) -> float:
 @pytest.fixture(scope="module")
 def scoring_file(tmp_path_factory) -> Path:
     config = json.loads((PACKAGE_DIR / "data" / "scoring.json").read_text(encoding="utf-8"))
-    config["format_quality"] = {"_about": "test weights", **FORMAT_QUALITY}
+    config["format_quality"] = {**config["format_quality"], "_about": "test weights", **FORMAT_QUALITY}
     path = tmp_path_factory.mktemp("scoring") / "scoring.json"
     path.write_text(json.dumps(config), encoding="utf-8")
     return path

@@ -131,8 +131,7 @@ def test_a_moment_alone_is_enough(engine, moment):
 def test_every_result_explains_its_score(engine):
     result = engine.match("technical_validation", "autonomie des piles du détecteur", limit=5)
     for item in result.influencers + result.content:
-        weights = sum(p.weight for p in item.parts.values())
-        assert item.score == pytest.approx(sum(p.contribution for p in item.parts.values()) / weights)
+        assert item.score == pytest.approx(sum(p.contribution for p in item.parts.values()))
         assert all(0 <= p.value <= 1 and p.reason for p in item.parts.values())
         informative = {n: p for n, p in item.parts.items() if NEUTRAL.get(n) != p.value}  # loop parts at rest last
         leading = max(informative, key=lambda n: informative[n].contribution)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -10,7 +11,6 @@ from matcher import scoring
 from matcher.config import Settings
 from matcher.moments import load_moments
 from matcher.ranking import diversify
-from matcher.scoring import Part
 
 CONFIG = scoring.load_scoring(Settings().scoring_file)
 MOMENTS = load_moments(Settings().moments_file)
@@ -62,9 +62,13 @@ def test_interactions_weigh_shares_and_comments_double():
     assert scoring.interactions(CONFIG, None) is None
 
 
-def test_combine_is_a_weighted_mean():
-    parts = {"a": Part(1.0, 3, ""), "b": Part(0.0, 1, "")}
-    assert scoring.combine(parts) == pytest.approx(0.75)
+def test_contributions_add_up_to_the_weighted_mean():
+    """Issue 13: a planner who adds the contributions gets the score, whatever the weights sum to."""
+    values, weights = {"a": 1.0, "b": 0.0, "c": 0.5}, {"a": 3.0, "b": 1.0, "c": 0.6}
+    parts = scoring.parts_of(values, weights, dict.fromkeys(values, ""))
+    assert sum(p.share for p in parts.values()) == pytest.approx(1.0)
+    assert sum(p.contribution for p in parts.values()) == pytest.approx(scoring.weighted_mean(values, weights))
+    assert parts["a"].weight == 3.0 and parts["a"].contribution == pytest.approx(3.0 / 4.6)
 
 
 @pytest.mark.parametrize(
@@ -102,3 +106,30 @@ def test_diversify_caps_each_author_until_others_run_out():
     assert [authors[i] for i in diversify(order, authors, 2, 5)] == [1, 1, 2, -1, -1]
     # when the others are used up, the held-back items fill the list in score order
     assert diversify(order, authors, 2, 7)[-2:] == [2, 6]
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda c: c["weights"]["content"].pop("quality"), "weights.content: Missing weights for quality"),
+        (lambda c: c["lexical"].update(fusion="rrff"), "lexical.fusion"),
+        (lambda c: c["relevance"].update(query_weight=1.5), "relevance.query_weight"),
+        (lambda c: c["format_quality"].pop("tweet"), "format_quality.tweet"),
+        (lambda c: c["candidates"].update(minimun=10), "candidates.minimun: Unknown field"),
+        (lambda c: c["engagement"]["explore"].pop("draws"), "engagement.explore.draws"),
+        (lambda c: c["moment_fit"].update(profile_similarity_floor=0.9), "moment_fit.profile_similarity_ceiling"),
+    ],
+)
+def test_an_edited_scoring_file_is_checked_when_loaded(tmp_path, edit, named):
+    """Issue 13: a brand's edit that the code cannot use is a ConfigError naming the key at start, not a 500 when
+    a request reads it."""
+    import json
+
+    from matcher.errors import ConfigError
+
+    config = json.loads(Settings().scoring_file.read_text(encoding="utf-8"))
+    edit(config)
+    path = tmp_path / "scoring.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        scoring.load_scoring(path)
