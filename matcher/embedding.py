@@ -79,7 +79,7 @@ class SentenceEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-BACKENDS = ("onnx", "onnx-int8", "torch")
+BACKENDS = ("onnx", "onnx-int8", "torch", "e5", "e5-query")
 
 
 @functools.lru_cache(maxsize=8)
@@ -90,6 +90,10 @@ def load_encoder(model: str, batch_size: int = 32, backend: str = "torch", cache
         return SentenceEncoder(model, batch_size)
     if backend not in BACKENDS:
         raise ConfigError(f"Unknown encoder {backend!r}; valid encoders are: {', '.join(BACKENDS)}.")
+    if backend.startswith("e5"):
+        from matcher.e5_encoder import E5Encoder
+
+        return E5Encoder("query" if backend == "e5-query" else "passage")
     from matcher.onnx_encoder import OnnxEncoder  # onnxruntime loads here, and torch only to export
 
     if cache_dir is None:

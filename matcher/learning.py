@@ -154,7 +154,7 @@ class Engagement:
 
     # -- what the ranking reads -----------------------------------------------------------------
 
-    def _posterior(self, kind: str, moment: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    def posterior(self, kind: str, moment: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """(clicks, weighted views, the moment's mean μ) for ``keys``; zeros where there is no history."""
         c = self._counts.get((kind, moment))
         if c is None:
@@ -167,7 +167,7 @@ class Engagement:
     def values(self, kind: str, moment: str, keys: np.ndarray) -> np.ndarray:
         """The engagement part of each key at the moment: 0.5 without history, above when customers click it
         more than the moment's mean once its slot is accounted for, below when less."""
-        clicks, views, mean = self._posterior(kind, moment, keys)
+        clicks, views, mean = self.posterior(kind, moment, keys)
         prior_views = self.config["prior_views"]
         rate = (clicks + prior_views * mean) / (views + prior_views)
         return self._scaled(rate, mean)
@@ -178,7 +178,7 @@ class Engagement:
 
     def samples(self, kind: str, moment: str, keys: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
         """``draws`` × len(keys) engagement values drawn from each key's Beta posterior (Thompson sampling)."""
-        clicks, views, mean = self._posterior(kind, moment, keys)
+        clicks, views, mean = self.posterior(kind, moment, keys)
         prior_views = self.config["prior_views"]
         alpha = clicks + prior_views * mean
         beta = np.maximum(views - clicks, 0.0) + prior_views * (1 - mean)
@@ -186,7 +186,7 @@ class Engagement:
         return self._scaled(rate, mean)
 
     def reason(self, kind: str, moment: str, key: int) -> str:
-        clicks, views, mean = self._posterior(kind, moment, np.array([key]))
+        clicks, views, mean = self.posterior(kind, moment, np.array([key]))
         if views[0] < 0.05 and clicks[0] < 0.05:
             return "no customer history at this moment yet (neutral)"
         prior_views = self.config["prior_views"]

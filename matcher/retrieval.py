@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from matcher import scoring
 from matcher.catalogue import Catalogue
 from matcher.errors import InvalidRequestError
 from matcher.index import top_k
@@ -121,34 +122,6 @@ class Retriever:
         keys = np.unique(np.concatenate(pool)) if pool else np.zeros(0, np.int64)
         similarity = self.dense(kind, target, keys).astype(np.float64)
         bm25 = words[keys] if words is not None else np.zeros(len(keys))
-        relevance = self._fuse(kind, similarity, bm25, use_dense, use_words)
+        relevance = scoring.relevance(self.config, kind, similarity, bm25, use_dense, use_words)
         order = np.lexsort((keys, -relevance))
         return Candidates(keys[order], similarity[order], bm25[order], relevance[order], use_words)
-
-    def _fuse(self, kind: str, dense: np.ndarray, words: np.ndarray, use_dense: bool, use_words: bool) -> np.ndarray:
-        """Relevance in [0, 1]: dense similarity placed within the candidates, BM25 over its best, then fused."""
-        if not len(dense):
-            return dense
-        low, high = dense.min(), dense.max()
-        dense_rel = (dense - low) / (high - low) if high > low else np.ones(len(dense))
-        if not use_words:
-            return dense_rel
-        best = words.max()
-        word_rel = words / best if best > 0 else np.zeros(len(words))
-        if not use_dense:
-            return word_rel
-        fusion = self.config["lexical"]
-        if fusion["fusion"] == "rrf":
-            return _reciprocal_rank_fusion(dense_rel, word_rel, fusion["rrf_k"])
-        alpha = fusion["dense_weight"][kind]
-        return alpha * dense_rel + (1 - alpha) * word_rel
-
-
-def _reciprocal_rank_fusion(dense: np.ndarray, words: np.ndarray, k: int) -> np.ndarray:
-    """Sum of 1 / (k + rank) over both rankings (a record no word matched has no lexical rank), scaled to [0, 1]."""
-    fused = np.zeros(len(dense))
-    for ranking, ranked in ((dense, np.ones(len(dense), bool)), (words, words > 0)):
-        positions = np.flatnonzero(ranked)
-        order = positions[np.argsort(-ranking[positions], kind="stable")]
-        fused[order] += 1 / (k + np.arange(1, len(order) + 1))
-    return fused / fused.max()

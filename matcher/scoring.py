@@ -85,6 +85,38 @@ def weights_for(config: dict[str, Any], moment: Moment, kind: str, query: bool =
 # -- the parts ------------------------------------------------------------------------------------
 
 
+def relevance(
+    config: dict[str, Any], kind: str, dense: np.ndarray, words: np.ndarray, use_dense: bool, use_words: bool
+) -> np.ndarray:
+    """Relevance in [0, 1] of a request's candidates: dense similarity placed within them (lowest 0, best 1), BM25
+    over its best, then fused (``lexical.fusion``: convex with ``dense_weight``, or reciprocal rank fusion)."""
+    if not len(dense):
+        return dense
+    low, high = dense.min(), dense.max()
+    dense_rel = (dense - low) / (high - low) if high > low else np.ones(len(dense))
+    if not use_words:
+        return dense_rel
+    best = words.max()
+    word_rel = words / best if best > 0 else np.zeros(len(words))
+    if not use_dense:
+        return word_rel
+    fusion = config["lexical"]
+    if fusion["fusion"] == "rrf":
+        return reciprocal_rank_fusion(dense_rel, word_rel, fusion["rrf_k"])
+    alpha = fusion["dense_weight"][kind]
+    return alpha * dense_rel + (1 - alpha) * word_rel
+
+
+def reciprocal_rank_fusion(dense: np.ndarray, words: np.ndarray, k: float) -> np.ndarray:
+    """Sum of 1 / (k + rank) over both rankings (a record no word matched has no lexical rank), scaled to [0, 1]."""
+    fused = np.zeros(len(dense))
+    for ranking, ranked in ((dense, np.ones(len(dense), bool)), (words, words > 0)):
+        positions = np.flatnonzero(ranked)
+        order = positions[np.argsort(-ranking[positions], kind="stable")]
+        fused[order] += 1 / (k + np.arange(1, len(order) + 1))
+    return fused / fused.max()
+
+
 def scaled(value: float, floor: float, ceiling: float) -> float:
     """Map [floor, ceiling] to [0, 1], clipped."""
     return min(1.0, max(0.0, (value - floor) / (ceiling - floor)))

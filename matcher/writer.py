@@ -87,12 +87,19 @@ class Writer:
 
     # -- the steps of a write -------------------------------------------------------------------
 
-    def _write(self, kind: str, records: list[Influencer | Content], progress: Progress | None) -> list[Written]:
+    def prepare(
+        self, kind: str, records: list[Influencer | Content], progress: Progress | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, np.ndarray]]]:
+        """What a write of ``records`` stores: their rows, and the embeddings of those whose text the store does
+        not already hold embedded by this model (by id: (text hash, vector))."""
         texts = {r.id: self._text(kind, r) for r in records}
         rows = [self._row(kind, r, texts[r.id]) for r in records]
         hashes = {row["id"]: row["text_hash"] for row in rows}
         stale = self.store.embedding_needed(kind, hashes, self.encoder.name)
-        vectors = self._encode(kind, [(i, texts[i]) for i in stale], hashes, progress)
+        return rows, self._encode(kind, [(i, texts[i]) for i in stale], hashes, progress)
+
+    def _write(self, kind: str, records: list[Influencer | Content], progress: Progress | None) -> list[Written]:
+        rows, vectors = self.prepare(kind, records, progress)
         with self.indexes.catalogue.local_write():  # searches meanwhile answer from the state before it
             written, version = self.store.upsert(kind, rows, vectors, self.encoder.name)
             if version is not None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -288,11 +289,16 @@ def test_readers_never_see_half_an_import(client, app):
     for t in threads:
         t.start()
     report = send(client, "post", "/v1/import?kind=influencers", body).get_json()
+    after = len(seen)
+    deadline = time.monotonic() + 30
+    while len(seen) < after + 3 and time.monotonic() < deadline and not errors:
+        time.sleep(0.01)  # a few searches that start once the import has answered
     done.set()
     for t in threads:
         t.join()
-    assert report["inserted"] == 40 and not errors and seen
+    assert report["inserted"] == 40 and not errors
     assert set(seen) <= {0, 40}, sorted(set(seen))
+    assert seen[0] == 0 and seen[-1] == 40  # searches ran before the commit and after it
 
 
 def test_a_write_whose_process_died_before_applying_it_is_served_on_start(homelive_copy):
@@ -309,11 +315,8 @@ def test_a_write_whose_process_died_before_applying_it_is_served_on_start(homeli
             "text": "Trois mois à Lyon.",
         }
     )
-    text = writer._text("content", record)
-    row = writer._row("content", record, text)
-    writer.store.upsert(
-        "content", [row], {"cnt-cargo": (row["text_hash"], writer.encoder.encode([text])[0])}, writer.encoder.name
-    )  # committed; no catalogue ever applied it
+    rows, vectors = writer.prepare("content", [record])
+    writer.store.upsert("content", rows, vectors, writer.encoder.name)  # committed; no catalogue ever applied it
     gone = subprocess.Popen([sys.executable, "-c", "pass"])  # the process whose save was cut short
     gone.wait()
     leftover = homelive_copy / "vectors" / f".content-v1.vectors.npy.{gone.pid}.a1b2c3.tmp"
@@ -372,10 +375,8 @@ def test_check_finds_altered_vectors_and_a_lost_change(homelive_copy):
     rows.flush()
     writer = engine.writer
     record = ContentSchema().load({**TEARDOWN, "id": "cnt-lost", "influencer_id": None})
-    text = writer._text("content", record)
-    row = writer._row("content", record, text)
-    vector = writer.encoder.encode([text])[0]
-    writer.store.upsert("content", [row], {"cnt-lost": (row["text_hash"], vector)}, writer.encoder.name)
+    rows, vectors = writer.prepare("content", [record])
+    writer.store.upsert("content", rows, vectors, writer.encoder.name)
     key = writer.store.keys_by_id("content", ["cnt-lost"])["cnt-lost"]
     writer.store.db.execute("DELETE FROM changes WHERE kind = 'content' AND key = ?", [key])
     writer.store.db.conn.commit()
@@ -394,7 +395,7 @@ def test_a_piece_whose_author_vanished_mid_write_is_refused_whole(homelive_copy)
     writer = Engine(Settings(data_dir=homelive_copy)).writer
     good = ContentSchema().load({**TEARDOWN, "id": "cnt-good", "influencer_id": None})
     orphan = ContentSchema().load({**TEARDOWN, "id": "cnt-orphan", "influencer_id": "inf-deleted-meanwhile"})
-    rows = [writer._row("content", r, writer._text("content", r)) for r in (good, orphan)]
+    rows, _ = writer.prepare("content", [good, orphan])
     version = writer.store.version
     with pytest.raises(ConflictError, match="Nothing was written"):
         writer.store.upsert("content", rows, {}, writer.encoder.name)

@@ -264,7 +264,7 @@ def test_events_import_from_a_file(homelive_copy, tmp_path):
     keys = engine.store.keys_by_id("content", ["cnt-orange-01"])
     # imported logs are trusted for their rank: 3 impressions at slot 2 and a click were learned (decayed by the
     # seconds between the two files: nothing to speak of)
-    clicks, views, _ = engine.loop.engagement._posterior("content", "discovery", np.array(list(keys.values())))
+    clicks, views, _ = engine.loop.engagement.posterior("content", "discovery", np.array(list(keys.values())))
     assert clicks[0] == pytest.approx(1, rel=1e-3)
     assert views[0] == pytest.approx(3 * engine.loop.engagement.examined(2), rel=1e-3)
 

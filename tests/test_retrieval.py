@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matcher import lexical
+from matcher import lexical, scoring
 from matcher.config import Settings
 from matcher.errors import InvalidRequestError
-from matcher.retrieval import Retriever, _reciprocal_rank_fusion
 from matcher.scoring import load_scoring
 
 CONFIG = load_scoring(Settings().scoring_file)
@@ -57,8 +56,7 @@ def test_search_can_be_restricted_to_keys(engine):
 
 
 def fused(config: dict, dense: list[float], words: list[float]) -> list[float]:
-    retriever = Retriever(catalogue=None, config=config)
-    return retriever._fuse("content", np.array(dense), np.array(words), use_dense=True, use_words=True).tolist()
+    return scoring.relevance(config, "content", np.array(dense), np.array(words), True, True).tolist()
 
 
 def test_convex_fusion_by_hand():
@@ -69,17 +67,22 @@ def test_convex_fusion_by_hand():
 
 def test_reciprocal_rank_fusion_by_hand():
     # dense ranks a=1, c=2, b=3; words rank b=1, c=2 (a matched no word). k = 60.
-    got = _reciprocal_rank_fusion(np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.25]), 60)
+    got = scoring.reciprocal_rank_fusion(np.array([1.0, 0.0, 0.5]), np.array([0.0, 1.0, 0.25]), 60)
     raw = [1 / 61, 1 / 63 + 1 / 61, 1 / 62 + 1 / 62]
     assert got.tolist() == pytest.approx([v / max(raw) for v in raw])
 
 
 def test_hybrid_finds_what_words_say_and_meaning_misses(engine):
-    """A rare word (a competitor's name) is a lexical strength; hybrid keeps it while dense alone may not."""
-    hybrid = engine.match("technical_validation", "Verisure", limit=5, types=["content"])
-    assert all("verisure" in (r.row["title"] + r.row["text"]).lower() for r in hybrid.content[:3])
-    lexical_only = engine.match("technical_validation", "Verisure", limit=5, types=["content"], retrieval="lexical")
-    assert all("verisure" in (r.row["title"] + r.row["text"]).lower() for r in lexical_only.content)
+    """A rare word (a competitor's name) is a lexical strength: dense retrieval alone misses pieces that name it,
+    lexical finds only them, and hybrid keeps them at the top."""
+
+    def naming(mode: str) -> list[bool]:
+        found = engine.match("technical_validation", "Verisure", limit=5, types=["content"], retrieval=mode).content
+        return ["verisure" in (r.row["title"] + r.row["text"]).lower() for r in found]
+
+    assert not all(naming("dense"))  # meaning alone lets in pieces that never say the name
+    assert all(naming("lexical"))
+    assert all(naming("hybrid")[:3])
 
 
 def test_each_mode_is_selectable_and_distinct(engine):

@@ -89,14 +89,22 @@ def test_influencer_fit_prefers_the_right_people():
     moment = MOMENTS["technical_validation"]
     expert = {"category": "partner", "topics": ["domotique", "tests produits"]}
     decorator = {"category": "affinity", "topics": ["décoration", "lifestyle"]}
-    fit_expert = scoring.influencer_fit(CONFIG, moment, expert, 0.1).value
-    fit_decorator = scoring.influencer_fit(CONFIG, moment, decorator, 0.1).value
-    assert fit_expert == pytest.approx(1.0)  # 0.3 * 1.0 (partner) + 0.7 * min(1, 2/2)
-    assert fit_decorator == pytest.approx(0.27)  # 0.3 * 0.9 (affinity) + 0.7 * 0 (no topic, profile at floor)
+    floor = CONFIG["moment_fit"]["profile_similarity_floor"]
+    fit_expert = scoring.influencer_fit(CONFIG, moment, expert, floor).value
+    fit_decorator = scoring.influencer_fit(CONFIG, moment, decorator, floor).value
+    w = CONFIG["moment_fit"]["influencer"]
+    cat = moment.category_weights
+    topical = min(1.0, 2 / CONFIG["moment_fit"]["topic_matches_for_full_fit"])  # both topics are the moment's
+    assert fit_expert == pytest.approx((w["category"] * cat["partner"] + w["topics"] * topical) / sum(w.values()))
+    # no topic of the moment and a profile at the floor: the category alone
+    assert fit_decorator == pytest.approx(w["category"] * cat["affinity"] / sum(w.values()))
+    assert fit_expert > fit_decorator
 
 
 def test_weights_take_the_moment_overrides():
-    assert scoring.weights_for(CONFIG, MOMENTS["discovery"], "influencer")["influence"] == 0.25
+    override = MOMENTS["discovery"].weights["influencer"]["influence"]  # the moments file's own
+    assert override != CONFIG["weights"]["influencer"]["influence"]
+    assert scoring.weights_for(CONFIG, MOMENTS["discovery"], "influencer")["influence"] == override
     assert scoring.weights_for(CONFIG, MOMENTS["desirability"], "influencer") == CONFIG["weights"]["influencer"]
 
 
