@@ -44,6 +44,7 @@ class Settings:
     moments_file: Path = PACKAGE_DIR / "data" / "moments.json"
     scoring_file: Path = PACKAGE_DIR / "data" / "scoring.json"
     fatigue_file: Path = PACKAGE_DIR / "data" / "fatigue.json"  # caps on activations per category and window
+    products_file: Path = PACKAGE_DIR / "data" / "products.json"  # aliases of the data's products
     batch_size: int = 32
     # What encodes records (imports) and moments: "onnx" (an fp32 ONNX export run by onnxruntime: the same vectors
     # as "torch", sentence-transformers on PyTorch, in less time) or "torch".
@@ -57,7 +58,14 @@ class Settings:
     approximate_from: int = 150_000
 
     def __post_init__(self) -> None:
-        for name in ("data_dir", "moments_file", "scoring_file", "fatigue_file", "cache_dir"):  # accept str paths too
+        for name in (
+            "data_dir",
+            "moments_file",
+            "scoring_file",
+            "fatigue_file",
+            "products_file",
+            "cache_dir",
+        ):  # accept str paths too
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser())
 
     @property

@@ -19,8 +19,9 @@ from matcher.catalogue import Catalogue
 from matcher.filters import Filters
 from matcher.learning import explore
 from matcher.loop import Loop
+from matcher.products import ProductNames
 from matcher.retrieval import Candidates, Retriever, Target
-from matcher.scoring import Part, parts_of
+from matcher.scoring import Part, fold, parts_of
 from matcher.store import Store
 from models.moments import Moment
 
@@ -67,16 +68,41 @@ LEARNED = Policy()
 
 
 class Ranker:
-    def __init__(self, store: Store, catalogue: Catalogue, config: dict[str, Any], loop: Loop, mode: str = "hybrid"):
+    def __init__(
+        self,
+        store: Store,
+        catalogue: Catalogue,
+        config: dict[str, Any],
+        loop: Loop,
+        aliases: dict[str, str] | None = None,
+        mode: str = "hybrid",
+    ):
         self.store = store
         self.catalogue = catalogue
         self.config = config
         self.loop = loop
+        self.aliases = aliases or {}
         self.retriever = Retriever(catalogue, config, mode)
+        self._products: tuple[int, ProductNames] | None = None
 
     def with_mode(self, mode: str) -> Ranker:
         """The same catalogue, retrieving with ``mode`` ('hybrid', 'dense' or 'lexical')."""
-        return Ranker(self.store, self.catalogue, self.config, self.loop, mode)
+        return Ranker(self.store, self.catalogue, self.config, self.loop, self.aliases, mode)
+
+    def named_products(self, target: Target) -> tuple[str, ...]:
+        """The products the query names (``matcher.products``), folded; the names are kept per catalogue version."""
+        version = self.catalogue.version
+        if self._products is None or self._products[0] != version:
+            names = ProductNames(self.catalogue.tables["content"].tags["products"].terms, self.aliases)
+            self._products = (version, names)
+        return self._products[1].named_in(target.query)
+
+    def _about(self, products: tuple[str, ...]) -> np.ndarray:
+        """By content key: whether the piece is tagged with one of ``products``."""
+        table = self.catalogue.tables["content"]
+        about = np.zeros(table.size, bool)
+        about[table.tags["products"].keys_with_any(products)] = True
+        return about
 
     def pool_size(self, limit: int) -> int:
         candidates = self.config["candidates"]
@@ -91,8 +117,11 @@ class Ranker:
         allowed = self.catalogue.visible("content") & filters.content_mask(self.catalogue)
         found = self.retriever.candidates("content", target, self.pool_size(limit), allowed)
         values = self._content_values(found, moment, now)
+        named = self.named_products(target)
+        if named:
+            values["product"] = self._about(named)[found.keys].astype(np.float64)
         values["engagement"] = self._engagement("content", moment, found.keys, policy)
-        weights = scoring.weights_for(self.config, moment, "content", target.query is not None)
+        weights = scoring.weights_for(self.config, moment, "content", target.query is not None, bool(named))
         scores = scoring.weighted_mean(values, weights)
         authors = self.catalogue.tables["content"].values["author"][found.keys].tolist()
         most = self.config["diversity"]["max_per_influencer"]
@@ -101,7 +130,7 @@ class Ranker:
             return diversify(order, authors, most, limit)
 
         chosen, propensity = self._order(found, scores, values, weights, "content", moment, policy, choose)
-        out = self._content_results(found, chosen, values, scores, weights, moment, target, policy)
+        out = self._content_results(found, chosen, values, scores, weights, moment, target, policy, named)
         return _with_propensities(out, chosen, propensity, found)
 
     def _why_engaging(self, kind: str, moment: Moment, key: int, policy: Policy) -> str:
@@ -163,6 +192,7 @@ class Ranker:
         moment: Moment,
         target: Target,
         policy: Policy,
+        named: tuple[str, ...] = (),
     ) -> list[Ranked]:
         """The chosen candidates as results: their rows, and every part with its reason."""
         rows = self.catalogue.rows("content", found.keys[chosen])
@@ -185,6 +215,8 @@ class Ranker:
                 "tonality": "sentiment unknown" if row["sentiment"] is None else f"sentiment {row['sentiment']:+.1f}",
                 "engagement": self._why_engaging("content", moment, row["key"], policy),
             }
+            if named:
+                reasons["product"] = _why_product(named, {fold(p) for p in row["products"]})
             out.append(Ranked(row, float(scores[i]), _parts(values, weights, reasons, i), author=author))
         return out
 
@@ -226,7 +258,10 @@ class Ranker:
             "engagement": self._engagement("influencers", moment, found.keys, policy),
             "fatigue": self.loop.fatigue.value(found.keys),
         }
-        weights = scoring.weights_for(self.config, moment, "influencer", target.query is not None)
+        named = self.named_products(target)
+        if named:
+            values["product"] = self._published_about(named)[found.keys].astype(np.float64)
+        weights = scoring.weights_for(self.config, moment, "influencer", target.query is not None, bool(named))
         scores = scoring.weighted_mean(values, weights)
         if only is not None:
             wanted = np.isin(found.keys, only)
@@ -237,7 +272,7 @@ class Ranker:
                 found, scores, values, weights, "influencers", moment, policy, lambda order: order[:limit]
             )
         out = self._influencer_results(
-            found, chosen, values, scores, weights, moment, target, content, by_author, policy
+            found, chosen, values, scores, weights, moment, target, content, by_author, policy, named
         )
         return _with_propensities(out, chosen, propensity, found)
 
@@ -253,6 +288,7 @@ class Ranker:
         content: Candidates,
         by_author: dict[int, list[int]],
         policy: Policy,
+        named: tuple[str, ...] = (),
     ) -> list[Ranked]:
         keys = found.keys[chosen]
         rows = self.catalogue.rows("influencers", keys)
@@ -281,8 +317,21 @@ class Ranker:
                 "engagement": self._why_engaging("influencers", moment, key, policy),
                 "fatigue": self.loop.fatigue.reason(key),
             }
+            if named:
+                about = values["product"][i] > 0
+                reasons["product"] = (
+                    f"published about {', '.join(named)}" if about else f"nothing on {', '.join(named)}"
+                )
             out.append(Ranked(row, float(scores[i]), _parts(values, weights, reasons, i), evidence=evidence))
         return out
+
+    def _published_about(self, products: tuple[str, ...]) -> np.ndarray:
+        """By influencer key: whether they published a piece tagged with one of ``products``."""
+        content = self.catalogue.tables["content"]
+        authors = content.values["author"][content.tags["products"].keys_with_any(products)]
+        published = np.zeros(self.catalogue.tables["influencers"].size, bool)
+        published[authors[authors >= 0]] = True
+        return published
 
     def _fit(self, row: dict[str, Any], moment: Moment, key: int | None = None) -> Part:
         """An influencer's moment fit, with its reason (the value is the one the catalogue holds)."""
@@ -325,6 +374,11 @@ def _parts(
 ) -> dict[str, Part]:
     """Candidate ``i``'s parts: the values it was scored with (so that contributions add up to its score), and why."""
     return parts_of({name: values[name][i] for name in values}, weights, reasons)
+
+
+def _why_product(named: tuple[str, ...], products: set[str]) -> str:
+    about = [p for p in named if p in products]
+    return f"about {', '.join(about)}" if about else f"not about {', '.join(named)}"
 
 
 def _why_relevant(found: Candidates, i: int, target: Target) -> str:

@@ -73,10 +73,15 @@ def weighted_mean(values: dict[str, Any], weights: dict[str, float]) -> Any:
     return score / total if total else 0.0 * score
 
 
-def weights_for(config: dict[str, Any], moment: Moment, kind: str, query: bool = False) -> dict[str, float]:
+def weights_for(
+    config: dict[str, Any], moment: Moment, kind: str, query: bool = False, names_product: bool = False
+) -> dict[str, float]:
     """Score weights for ``kind`` ('influencer' or 'content'), with the moment's overrides. With a ``query``, what
-    customers did at the moment weighs less (``engagement.with_query``): it was learned per moment, not per query."""
+    customers did at the moment weighs less (``engagement.with_query``): it was learned per moment, not per query.
+    The ``product`` part counts only when the query names a product (``names_product``)."""
     weights = {**config["weights"][kind], **moment.weights.get(kind, {})}
+    if not names_product:
+        weights.pop("product", None)
     if query and "engagement" in weights:
         weights["engagement"] *= config["engagement"]["with_query"]
     return weights

@@ -33,6 +33,7 @@ from matcher.loader import FileReport, detect_kind, read_csv_records, read_recor
 from matcher.loop import Loop
 from matcher.moments import detection_settings, get_moment, load_moments, moment_vectors
 from matcher.plans import Plans
+from matcher.products import load_aliases
 from matcher.ranking import LEARNED, Policy, Ranked, Ranker
 from matcher.retrieval import Target
 from matcher.rows import content_from_row, influencer_from_row
@@ -91,7 +92,7 @@ class Engine:
         self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
         self.loop = Loop(self.store, self.catalogue, self.scoring, load_rules(settings.fatigue_file), self.moments)
         self.loop.sync()
-        self.ranker = Ranker(self.store, self.catalogue, self.scoring, self.loop)
+        self.ranker = Ranker(self.store, self.catalogue, self.scoring, self.loop, load_aliases(settings.products_file))
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
         self.planning = Planning(self.store, set(self.moments), on_write=self.loop.fatigue.refresh)
         self.plans = Plans(self)  # after everything a plan calls: match, the loop, planning
@@ -425,7 +426,7 @@ def _encode_one(encoder: Encoder, text: str) -> np.ndarray:
 def _fingerprint(settings: Settings, model: str) -> str:
     """A short hash of what shapes every answer besides the data: the moments and scoring files, the model."""
     digest = hashlib.sha256(model.encode())
-    for path in (settings.moments_file, settings.scoring_file, settings.fatigue_file):
+    for path in (settings.moments_file, settings.scoring_file, settings.fatigue_file, settings.products_file):
         digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:12]
 
