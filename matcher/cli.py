@@ -368,7 +368,7 @@ def _evaluate_ranking(judgements: Path, data_dir: Path | None, files: tuple[Path
 
 def _evaluate_moments(utterances: dict[str, Path], tuned: dict[str, bool]) -> tuple[dict, str]:
     from matcher.detection import evaluate_detection, format_detection_report, training_examples
-    from matcher.embedding import encoders
+    from matcher.embedding import detector_encoder, encoders
     from matcher.moments import detection_settings, load_moments
 
     settings = Settings.from_env()
@@ -376,7 +376,7 @@ def _evaluate_moments(utterances: dict[str, Path], tuned: dict[str, bool]) -> tu
     examples_file, threshold = detection_settings(settings.moments_file)
     heldout = {name: read_jsonl(path) for name, path in utterances.items()}
     report = evaluate_detection(
-        encoders(settings)[0],  # the detector reads the records' encoder (see Engine.detector)
+        detector_encoder(settings, encoders(settings)[0]),  # as Engine.detector reads words
         moments,
         training_examples(moments, examples_file),
         heldout,

@@ -112,6 +112,17 @@ def encoders(settings: Any) -> tuple[Encoder, Encoder]:
     return records, queries
 
 
+def detector_encoder(settings: Any, records: Encoder) -> Encoder:
+    """What the moment detector embeds words with: the records' encoder, or the one ``detector_encoder`` names."""
+    if not settings.detector_encoder:
+        return records
+    if not settings.detector_encoder.startswith("e5"):
+        raise ConfigError(f"Unknown detector encoder {settings.detector_encoder!r}: empty (the records') or e5-query.")
+    from matcher.e5_encoder import NAME
+
+    return load_encoder(NAME, settings.batch_size, settings.detector_encoder, settings.cache_dir)
+
+
 def resolve_model(model: str) -> str:
     """A directory if ``model`` is one, the packaged all-MiniLM-L6-v2 for its names, else the name itself."""
     path = Path(model).expanduser()

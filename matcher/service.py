@@ -82,6 +82,12 @@ class Engine:
         self.moment_vectors = moment_vectors(self.moments, self.encoder)
         self._embed_query = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.query_encoder))
         self._embed_words = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.encoder))
+        self.detector_encoder = embedding.detector_encoder(settings, self.encoder)  # customers' words, for moments
+        self._embed_for_detection = (
+            self._embed_words
+            if self.detector_encoder is self.encoder
+            else functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.detector_encoder))
+        )
         # Whole answers, keyed by the catalogue's version and the day: a widget's moment repeats all day.
         self.answers = LRU(RESULTS_KEPT)
         examples_file, self._low_confidence = detection_settings(settings.moments_file)
@@ -96,7 +102,8 @@ class Engine:
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
         self.planning = Planning(self.store, set(self.moments), on_write=self.loop.fatigue.refresh)
         self.plans = Plans(self)  # after everything a plan calls: match, the loop, planning
-        self.fingerprint = _fingerprint(settings, f"{self.encoder.name} {self.query_encoder.name}")
+        encoder_names = f"{self.encoder.name} {self.query_encoder.name} {self.detector_encoder.name}"
+        self.fingerprint = _fingerprint(settings, encoder_names)
         self._names: tuple[int, list[tuple[Any, ...]]] | None = None  # find_influencers' folded names, by version
         self.served_log = True  # note what every match shows (``matcher.events``): off for offline evaluation
 
@@ -206,15 +213,16 @@ class Engine:
         """The likeliest moment of a customer's words, its probability and each moment's."""
         if not text or not text.strip():
             raise InvalidRequestError("text is empty: send the customer's words.", {"text": ["Must not be empty."]})
-        return self.detector.detect(text.strip(), self._embed_words(text.strip()))
+        return self.detector.detect(text.strip(), self._embed_for_detection(text.strip()))
 
     @property
     def detector(self) -> MomentDetector:
         """Fitted on first use (it embeds every example), then shared by all engines of the process."""
         if self._detector is None:  # the lookup hashes every example: once per engine, not once per request
             texts, labels = self._training
-            # The records' encoder (fp32): int8 vectors moved the detector's confidence on out-of-domain words.
-            self._detector = fitted_detector(self.encoder, tuple(texts), tuple(labels), self._low_confidence)
+            # The records' encoder (fp32) unless another is set: int8 vectors moved the detector's confidence on
+            # out-of-domain words.
+            self._detector = fitted_detector(self.detector_encoder, tuple(texts), tuple(labels), self._low_confidence)
         return self._detector
 
     # -- reading records ------------------------------------------------------------------------
@@ -395,7 +403,7 @@ class Engine:
 
     def _encoders(self) -> list[Encoder]:
         """The records' and the queries' encoders, once each when they are the same one."""
-        return list({id(e): e for e in (self.encoder, self.query_encoder)}.values())
+        return list({id(e): e for e in (self.encoder, self.query_encoder, self.detector_encoder)}.values())
 
     def state_tag(self) -> str:
         """Changes whenever an answer may: data written, configuration or model changed, or a new day
