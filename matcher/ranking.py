@@ -93,7 +93,8 @@ class Ranker:
         """The products the query names (``matcher.products``), folded; the names are kept per catalogue version."""
         version = self.catalogue.version
         if self._products is None or self._products[0] != version:
-            names = ProductNames(self.catalogue.tables["content"].tags["products"].terms, self.aliases)
+            tags = self.catalogue.tables["content"].tags["products"]
+            names = ProductNames([t for t in tags.terms if len(tags.get(t)[0])], self.aliases)  # stored pieces' tags
             self._products = (version, names)
         return self._products[1].named_in(target.query)
 

@@ -39,7 +39,10 @@ ERRORS = {
     414: "The request line (path and query string) is over 8 KB: send a match as POST.",
     415: "The body's Content-Type is not accepted here.",
     429: "Too many requests for this key: wait for `Retry-After` seconds.",
+    503: "The database cannot be read (damaged: restore it, then `matcher check`) or written (a read-only disk).",
+    507: "The disk holding the data dir is full: nothing was written.",
 }
+WRITES = {"post", "put", "patch", "delete"}
 
 
 @bp.get("/openapi.json")
@@ -90,7 +93,7 @@ def build(app: Flask) -> dict[str, Any]:
             continue
         path, parameters = _path(rule, op.path_example)
         operations = {
-            method.lower(): _operation(op, rule.endpoint, parameters)
+            method.lower(): _operation(op, rule.endpoint, parameters, method.lower() in WRITES)
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         }
         spec.path(path=path, operations=operations)
@@ -103,7 +106,7 @@ def build(app: Flask) -> dict[str, Any]:
     return out
 
 
-def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]], writes: bool) -> dict[str, Any]:
     description = op.description.split("\n", 1)[1].strip() if "\n" in op.description else ""
     roles = ", ".join(op.roles) if op.roles else "public: no key"
     out: dict[str, Any] = {
@@ -150,7 +153,7 @@ def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]]) -
         responses["200"]["content"] = {"text/html": {"schema": {"type": "string"}}}
     elif op.tag == "service" and op.summary.startswith("The OpenAPI"):
         responses["200"]["content"] = {"application/json": {"schema": {"type": "object"}}}
-    for status in _error_statuses(op, has_path=bool(parameters)):
+    for status in _error_statuses(op, has_path=bool(parameters), writes=writes):
         responses[str(status)] = {
             "description": ERRORS[status],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -163,8 +166,12 @@ def _operation(op: Operation, endpoint: str, parameters: list[dict[str, Any]]) -
     return out
 
 
-def _error_statuses(op: Operation, has_path: bool) -> list[int]:
+def _error_statuses(op: Operation, has_path: bool, writes: bool) -> list[int]:
     statuses = set(op.errors) | {429}
+    if op.roles:  # every route with a key reads the store (the public ones serve documents and pages)
+        statuses.add(503)
+    if writes:
+        statuses.add(507)
     if has_path:
         statuses.add(404)  # an id that names nothing, or that does not route
     if op.roles:

@@ -17,6 +17,7 @@ import numpy as np
 
 from matcher import embedding, lexical, scoring
 from matcher.filters import Filters
+from matcher.products import ProductNames
 from matcher.service import Engine
 from matcher.store import KINDS
 
@@ -133,7 +134,8 @@ def _rank_content(engine, data, target, moment, filters, limit) -> list[tuple[st
     }
     need = max(config["candidates"]["minimum"], config["candidates"]["per_result"] * limit)
     relevance = _candidates(engine, data, "content", target, need, accepted)
-    weights = scoring.weights_for(config, chosen, "content", target["query"] is not None)
+    named = _named_products(engine, data, target["query"])
+    weights = scoring.weights_for(config, chosen, "content", target["query"] is not None, bool(named))
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     scored = []
     for key, rel in relevance.items():
@@ -149,6 +151,8 @@ def _rank_content(engine, data, target, moment, filters, limit) -> list[tuple[st
             "tonality": scoring.tonality(row["sentiment"]),
             "engagement": _engagement(engine, "content", moment, row["id"]),
         }
+        if named:
+            parts["product"] = float(bool(named & {scoring.fold(p) for p in row["products"]}))
         scored.append((scoring.weighted_mean(parts, weights), key, row))
     scored.sort(key=lambda s: (-s[0], s[1]))
     chosen_rows, held, per_author = [], [], defaultdict(int)
@@ -186,7 +190,11 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
     for row in data.rows["content"].values():
         if row["influencer_id"]:
             published[row["influencer_id"]] += 1
-    weights = scoring.weights_for(config, chosen, "influencer", target["query"] is not None)
+    named = _named_products(engine, data, target["query"])
+    weights = scoring.weights_for(config, chosen, "influencer", target["query"] is not None, bool(named))
+    about = {
+        r["influencer_id"] for r in data.rows["content"].values() if named & {scoring.fold(p) for p in r["products"]}
+    }
     profile_weight = config["relevance"]["influencer_profile_weight"]
     scored = []
     for key, profile in relevance.items():
@@ -202,9 +210,17 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
             "engagement": _engagement(engine, "influencers", moment, row["id"]),
             "fatigue": _fatigue(engine, row),
         }
+        if named:
+            parts["product"] = float(row["id"] in about)
         scored.append((scoring.weighted_mean(parts, weights), key, row["id"]))
     scored.sort(key=lambda s: (-s[0], s[1]))
     return [(record_id, score) for score, _, record_id in scored[:limit]]
+
+
+def _named_products(engine: Engine, data: _Data, query: str | None) -> set[str]:
+    """The products the query names, among every stored piece's tags (the name finder itself is matcher.products')."""
+    products = {p for r in data.rows["content"].values() for p in r["products"]}
+    return set(ProductNames(products, engine.ranker.aliases).named_in(query))
 
 
 # -- what the loop adds, from the events and activations tables, one row at a time ------------------------

@@ -55,6 +55,19 @@ def test_errors_share_one_schema_and_are_listed(spec):
     assert set(spec["paths"]["/health"]["get"]["responses"]) == {"200", "429", "503"}  # public: no 401
 
 
+def test_storage_errors_are_documented_where_they_can_happen(spec):
+    """Issue 14: any keyed route reads the store (503 when it cannot be read), any write can meet a full disk
+    (507); the public documents and pages touch neither."""
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            keyed = bool(op.get("security"))
+            assert ("503" in op["responses"]) is (keyed or path == "/health"), (method, path)
+            assert ("507" in op["responses"]) is (keyed and method in ("post", "put", "patch", "delete")), (
+                method,
+                path,
+            )
+
+
 def test_bodies_have_examples_from_the_fixtures(app, spec):
     body = spec["paths"]["/v1/match"]["post"]["requestBody"]["content"]["application/json"]
     assert body["example"]["query"] == "compatibilité des capteurs avec la box"
