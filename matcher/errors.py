@@ -29,6 +29,12 @@ class MalformedJSONError(InvalidRequestError):
     code = "malformed_json"
 
 
+class IncompleteBodyError(InvalidRequestError):
+    """The request body is not all there (shorter than its Content-Length, or a broken chunked encoding)."""
+
+    code = "incomplete_body"
+
+
 class UnknownMomentError(InvalidRequestError):
     """The moment is not in the moments file."""
 

@@ -107,7 +107,7 @@ def detect_kind_of_text(raw: bytes, *, csv: bool, source: str = "the body") -> s
 def _json_objects(lines: list[str]) -> Iterator[dict]:
     for line in lines:
         try:
-            record = json.loads(line)
+            record = parse_json(line)  # the depth guard too: a line nested 1,000 deep crashed the decoder here
         except ValueError:
             continue
         if isinstance(record, dict):

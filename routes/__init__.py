@@ -14,7 +14,7 @@ from typing import Any
 from flask import current_app, jsonify, request
 from marshmallow import Schema
 
-from matcher.errors import MalformedJSONError
+from matcher.errors import IncompleteBodyError, MalformedJSONError
 from matcher.keys import ROLES
 from matcher.loader import invalid_text, parse_json
 from matcher.service import Engine
@@ -73,9 +73,21 @@ def reply(schema: Schema, body: Any, status: int = 200, headers: dict[str, str] 
     return jsonify(schema.dump(body)), status, headers or {}
 
 
+def body_bytes() -> bytes:
+    """The request's body, whole: a body shorter than its Content-Length (a client gone mid-upload) is refused,
+    never half-read as if it were complete."""
+    raw = request.get_data(cache=True)
+    if request.content_length is not None and len(raw) != request.content_length:
+        raise IncompleteBodyError(
+            f"The body ended after {len(raw)} of the {request.content_length} bytes its Content-Length announced: "
+            "nothing was done. Send it again."
+        )
+    return raw
+
+
 def json_body() -> Any:
     """The request's JSON, whatever its content type (``curl -d`` sends form encoding)."""
-    raw = request.get_data(cache=True)
+    raw = body_bytes()
     if not raw.strip():
         raise MalformedJSONError("The request body is empty: send a JSON object.")
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, url_for
 
 from models.plan_schemas import (
     PlanActivationsOutSchema,
@@ -16,7 +16,7 @@ from models.plan_schemas import (
     PlanOutSchema,
     PlanRequestSchema,
 )
-from routes import READERS, engine, json_body, operation, reply
+from routes import READERS, body_bytes, engine, json_body, operation, reply
 
 bp = Blueprint("plans", __name__, url_prefix="/v1")
 
@@ -160,6 +160,6 @@ def create_plan_activations(plan_id: str) -> Any:
     Each gets the suggested type, the plan's campaign, moment and dates; the plan then tracks them. A second call
     makes none for rows that have one. An empty body means every shortlisted row.
     """
-    body = json_body() if request.get_data(cache=True).strip() else None
+    body = json_body() if body_bytes().strip() else None
     answer = _plans().create_activations(plan_id, body)
     return reply(PlanActivationsOutSchema(), answer, 201 if answer["created"] else 200)

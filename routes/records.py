@@ -20,7 +20,7 @@ from models.api_schemas import (
     WrittenSchema,
 )
 from models.contract import ContentSchema, InfluencerSchema
-from routes import ADMIN, READERS, KiB, engine, json_body, operation, reply
+from routes import ADMIN, READERS, KiB, body_bytes, engine, json_body, operation, reply
 
 bp = Blueprint("records", __name__, url_prefix="/v1")
 
@@ -239,7 +239,7 @@ def delete_content(record_id: str) -> Any:
 def import_records() -> Any:
     """Import JSON Lines (or CSV with a header, as text/csv) in the data contract: one transaction, a report of
     every line. ``?kind=influencers|content``, or it is told from the first record."""
-    raw = request.get_data(cache=False)
+    raw = body_bytes()
     is_csv = request.mimetype == "text/csv" or request.args.get("format") == "csv"
     kind = request.args.get("kind") or detect_kind_of_text(raw, csv=is_csv)
     report = engine().import_lines(kind, raw.splitlines(keepends=True), "request body", csv=is_csv)

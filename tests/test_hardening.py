@@ -96,6 +96,16 @@ def test_an_import_rejects_a_deep_line_and_keeps_the_rest(app):
     assert "levels deep" in report["rejected"][0]["reason"]
 
 
+def test_an_import_whose_kind_is_told_from_a_deep_first_line_is_a_400(app):
+    """bench/hostile.py: without ?kind=, the first line is read to tell the kind; nested 1,000 deep it crashed the
+    decoder (500). It is skipped like any unreadable line, and the next one tells the kind."""
+    only_deep = call(app, "POST", "/v1/import", nested(1000) + "\n", content_type="text/plain")
+    assert refused(only_deep)["fields"] == {"kind": ["Required: cannot be told from the data."]}
+    lines = [nested(1000), json.dumps({**ZOE, "id": "inf-zoe-deep-3"})]
+    response = call(app, "POST", "/v1/import", "\n".join(lines) + "\n", content_type="text/plain")
+    assert response.status_code == 200 and response.get_json()["inserted"] == 1, response.get_json()
+
+
 def test_a_csv_cell_beyond_the_field_limit_rejects_its_line_only(app):
     huge = "x" * 200_000  # the csv module's limit is 131,072 characters
     rows = (

@@ -155,3 +155,38 @@ def test_served_over_http(server):
     assert status == 400 and error["error"]["code"] == "malformed_json"
     status, error = request(server + "/v1/influencers/nobody", headers={"X-API-Key": key})
     assert status == 404 and error["error"]["code"] == "not_found"
+
+
+def _raw(base: str, data: bytes) -> tuple[int, dict]:
+    """Send ``data`` as is on a new connection, half-close it, and read the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_a_body_cut_short_or_badly_chunked_is_refused_and_changes_nothing(server):
+    """bench/hostile.py found both: a body shorter than its Content-Length was processed as if whole (an upload
+    cut short was half-imported), and a broken chunked encoding answered 500."""
+    base, key, _ = server
+    before = request(base + "/v1/plans", headers={"X-API-Key": key})[1]["plans"]
+    plan = json.dumps({"products": ["homelive"], "brief": "capteurs et box", "budget": {"partner": 1}}).encode()
+    head = f"POST /v1/plans HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\n"
+    short = _raw(base, (head + f"Content-Length: {len(plan) + 500}\r\n\r\n").encode() + plan)
+    assert short[0] == 400 and short[1]["error"]["code"] == "incomplete_body", short
+    chunked = (
+        (head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+        + b"zz\r\n"
+        + plan
+        + b"\r\n0\r\n\r\n"
+    )
+    broken = _raw(base, chunked)
+    assert broken[0] == 400 and broken[1]["error"]["code"] == "incomplete_body", broken
+    assert request(base + "/v1/plans", headers={"X-API-Key": key})[1]["plans"] == before
+    whole = _raw(base, (head + f"Content-Length: {len(plan)}\r\nConnection: close\r\n\r\n").encode() + plan)
+    assert whole[0] == 201, whole  # the same request, whole, is taken
