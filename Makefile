@@ -6,7 +6,7 @@ FIXTURES := fixtures/homelive/influencers.jsonl fixtures/homelive/content.jsonl
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install serve test lint eval bench screenshots clean
+.PHONY: help install serve test test-slow lint eval bench screenshots clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,8 +22,11 @@ serve: install  ## load the Homelive fixtures on first run, then serve the API o
 	$(PY) -m matcher load --if-empty $(FIXTURES)
 	$(PY) -m matcher serve --dev --port $(PORT)
 
-test: install  ## run the test suite (real model, SQLite, FAISS and HTTP server)
-	$(PY) -m pytest -q
+test: install  ## run the test suite (real model, SQLite, FAISS and HTTP server), but the long runs
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: install  ## the long runs: real datasets, SIGKILL, fuzzing, several workers, the pages in Chromium (CI runs both)
+	$(PY) -m pytest -q -m slow
 
 screenshots: install  ## retake the README's screenshots of the pages (docs/*.png), in headless Chromium
 	RELAIS_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_planner_page.py tests/test_widget.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,19 @@ def moment_vectors(moments: dict[str, Moment], encoder: Encoder) -> dict[str, Mo
     """Embed every moment's descriptions and examples (centroid) and its influencer profile."""
     out = {}
     for name, moment in moments.items():
-        centroid = encoder.encode(moment.texts()).mean(axis=0)
-        profile = encoder.encode(list(moment.influencer_profile.values())).mean(axis=0)
-        out[name] = MomentVectors(_unit(centroid), _unit(profile))
+        centroid = _mean_unit(encoder, tuple(moment.texts()))
+        profile = _mean_unit(encoder, tuple(moment.influencer_profile.values()))
+        out[name] = MomentVectors(centroid, profile)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _mean_unit(encoder: Encoder, texts: tuple[str, ...]) -> np.ndarray:
+    """The unit mean of ``texts``' vectors: once per encoder and texts in a process (every engine of a test suite
+    or of the evaluation encoded the same moments again, ~1 s each)."""
+    vector = _unit(encoder.encode(list(texts)).mean(axis=0))
+    vector.setflags(write=False)
+    return vector
 
 
 def get_moment(moments: dict[str, Moment], name: str) -> Moment:

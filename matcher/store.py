@@ -404,8 +404,7 @@ class Store:
                 content_keys = [
                     r[0] for r in db.execute("SELECT key FROM content WHERE influencer_id = ?", [record_id])
                 ]
-                for chunk in _chunks(content_keys, 500):
-                    marks = ",".join("?" * len(chunk))
+                for marks, chunk in in_lists(content_keys):
                     db.execute(f"DELETE FROM embeddings WHERE kind = 'content' AND key IN ({marks})", chunk)
                     db.execute(f"DELETE FROM content WHERE key IN ({marks})", chunk)
             db.execute("DELETE FROM embeddings WHERE kind = ? AND key = ?", [kind, key])
@@ -437,17 +436,17 @@ class Store:
         another model."""
         current: dict[str, tuple[str, str]] = {}
         ids = list(hashes)
-        for chunk in _chunks(ids, 500):
+        for marks, chunk in in_lists(ids):
             sql = f"""SELECT r.id, e.text_hash, e.model FROM {kind} r
-                      JOIN embeddings e ON e.kind = ? AND e.key = r.key WHERE r.id IN ({",".join("?" * len(chunk))})"""
+                      JOIN embeddings e ON e.kind = ? AND e.key = r.key WHERE r.id IN ({marks})"""
             current.update((r[0], (r[1], r[2])) for r in self.db.execute(sql, [kind, *chunk]))
         return [i for i in ids if current.get(i) != (hashes[i], model)]
 
     def content_keys_of(self, influencer_ids: Iterable[str]) -> list[int]:
         ids = list(set(influencer_ids))
         keys: list[int] = []
-        for chunk in _chunks(ids, 500):
-            sql = f"SELECT key FROM content WHERE influencer_id IN ({','.join('?' * len(chunk))})"
+        for marks, chunk in in_lists(ids):
+            sql = f"SELECT key FROM content WHERE influencer_id IN ({marks})"
             keys.extend(r[0] for r in self.db.execute(sql, chunk))
         return keys
 
@@ -468,8 +467,7 @@ class Store:
         keys = [int(k) for k in keys]
         condition, params = where or ("1", [])
         out: dict[int, dict[str, Any]] = {}
-        for chunk in _chunks(keys, 500):
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_lists(keys):
             sql = f"SELECT * FROM {kind} r WHERE r.key IN ({marks}) AND ({condition})"
             for row in self.db.query(sql, chunk + params):
                 out[row["key"]] = decode_row(row)
@@ -486,17 +484,16 @@ class Store:
     def _keys_by_id(db: sqlite_utils.Database, kind: str, ids: Iterable[str]) -> dict[str, int]:
         ids = list(set(ids))
         out: dict[str, int] = {}
-        for chunk in _chunks(ids, 500):
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_lists(ids):
             out.update((r[0], r[1]) for r in db.execute(f"SELECT id, key FROM {kind} WHERE id IN ({marks})", chunk))
         return out
 
     @staticmethod
     def _author_keys(db: sqlite_utils.Database, content_keys: list[int]) -> set[int]:
         found: set[int] = set()
-        for chunk in _chunks(content_keys, 500):
+        for marks, chunk in in_lists(content_keys):
             sql = f"""SELECT DISTINCT i.key FROM content c JOIN influencers i ON i.id = c.influencer_id
-                      WHERE c.key IN ({",".join("?" * len(chunk))})"""
+                      WHERE c.key IN ({marks})"""
             found.update(r[0] for r in db.execute(sql, chunk))
         return found
 
@@ -512,8 +509,7 @@ class Store:
         if keys is None:
             found = list(self.db.execute(sql + " ORDER BY r.key", params))
         else:
-            for chunk in _chunks([int(k) for k in keys], 500):
-                marks = ",".join("?" * len(chunk))
+            for marks, chunk in in_lists([int(k) for k in keys]):
                 found.extend(self.db.execute(f"{sql} AND r.key IN ({marks})", params + chunk))
         if not found:
             return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
@@ -529,8 +525,8 @@ class Store:
         if influencer_keys is None:
             return dict(self.db.execute(sql).fetchall())
         out: dict[int, int] = {}
-        for chunk in _chunks([int(k) for k in influencer_keys], 500):
-            out.update(self.db.execute(f"{sql} AND i.key IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        for marks, chunk in in_lists([int(k) for k in influencer_keys]):
+            out.update(self.db.execute(f"{sql} AND i.key IN ({marks})", chunk).fetchall())
         return out
 
     def all_keys(self, kind: str) -> np.ndarray:
@@ -539,9 +535,9 @@ class Store:
     def author_keys(self, content_keys: Sequence[int]) -> dict[int, int]:
         """Content key -> its author's key (-1 for brand-owned content)."""
         out: dict[int, int] = {}
-        for chunk in _chunks([int(k) for k in content_keys], 500):
+        for marks, chunk in in_lists([int(k) for k in content_keys]):
             sql = f"""SELECT c.key, coalesce(i.key, -1) FROM content c LEFT JOIN influencers i ON i.id = c.influencer_id
-                      WHERE c.key IN ({",".join("?" * len(chunk))})"""
+                      WHERE c.key IN ({marks})"""
             out.update(self.db.execute(sql, chunk).fetchall())
         return out
 
@@ -549,15 +545,15 @@ class Store:
         """(key, and the three columns as the full-text index reads them) of these records."""
         columns = ", ".join(lexical.COLUMNS[kind])
         out: list[tuple[int, str, str, str]] = []
-        for chunk in _chunks([int(k) for k in keys], 500):
-            sql = f"SELECT key, {columns} FROM {kind} WHERE key IN ({','.join('?' * len(chunk))})"
+        for marks, chunk in in_lists([int(k) for k in keys]):
+            sql = f"SELECT key, {columns} FROM {kind} WHERE key IN ({marks})"
             out.extend(self.db.execute(sql, chunk).fetchall())
         return out
 
     def keys_with_empty_bio(self, keys: list[int]) -> set[int]:
         found: set[int] = set()
-        for chunk in _chunks([int(k) for k in keys], 500):
-            sql = f"SELECT key FROM influencers WHERE bio = '' AND key IN ({','.join('?' * len(chunk))})"
+        for marks, chunk in in_lists([int(k) for k in keys]):
+            sql = f"SELECT key FROM influencers WHERE bio = '' AND key IN ({marks})"
             found.update(r[0] for r in self.db.execute(sql, chunk))
         return found
 
@@ -591,8 +587,7 @@ class Store:
     def influencer_rows_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list({i for i in ids if i})
         out: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(ids, 500):
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_lists(ids):
             for row in self.db.query(f"SELECT * FROM influencers WHERE id IN ({marks})", chunk):
                 out[row["id"]] = decode_row(row)
         return out
@@ -600,8 +595,7 @@ class Store:
     def content_counts(self, influencer_ids: Iterable[str]) -> dict[str, int]:
         ids = list(set(influencer_ids))
         out: dict[str, int] = {}
-        for chunk in _chunks(ids, 500):
-            marks = ",".join("?" * len(chunk))
+        for marks, chunk in in_lists(ids):
             sql = f"SELECT influencer_id, count(*) FROM content WHERE influencer_id IN ({marks}) GROUP BY 1"
             out.update(self.db.execute(sql, chunk).fetchall())
         return out
@@ -632,12 +626,15 @@ def _to_blob(vector: np.ndarray) -> bytes:
 
 
 def select_in(db: sqlite_utils.Database, sql: str, values: Iterable[Any], size: int = 500) -> Iterator[tuple]:
-    """The rows of ``sql`` (whose ``{marks}`` stands for an IN list) for every value, ``size`` at a time: SQLite
-    bounds the parameters of one statement."""
-    for chunk in _chunks(list(values), size):
-        yield from db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+    """The rows of ``sql`` (whose ``{marks}`` stands for an IN list) for every value, ``size`` at a time."""
+    for marks, chunk in in_lists(list(values), size):
+        yield from db.execute(sql.format(marks=marks), chunk)
 
 
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def in_lists(values: Sequence[Any], size: int = 500) -> Iterator[tuple[str, list[Any]]]:
+    """``values`` ``size`` at a time, each slice with the ``?, ?, …`` of its SQL IN list: SQLite bounds the
+    parameters of one statement."""
+    values = list(values)
+    for start in range(0, len(values), size):
+        chunk = values[start : start + size]
+        yield ",".join("?" * len(chunk)), chunk

@@ -18,7 +18,7 @@ from matcher.config import PROJECT_DIR
 from tests.conftest import FIXTURES, copy_data_dir, read_jsonl
 from tests.test_server import free_port, request
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")]
 
 
 class Server:

@@ -11,6 +11,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import copy_data_dir
 from tests.test_crash import Server
 
@@ -46,6 +48,7 @@ def fuzz(url: str, key: str, report: Path, *, max_examples: int, seed: int | Non
     return subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=report.parent)
 
 
+@pytest.mark.slow
 def test_fuzzing_finds_no_server_error_and_no_undocumented_answer(homelive_dir, tmp_path):
     data = copy_data_dir(homelive_dir, tmp_path / "data")
     key = subprocess.run(

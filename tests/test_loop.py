@@ -373,6 +373,7 @@ def test_learning_needs_no_rebuild_and_is_seen_by_a_second_engine(tuned, homeliv
     assert other.loop.engagement.values("content", "desirability", keys) == pytest.approx(mine)
 
 
+@pytest.mark.slow
 def test_a_stopped_server_writes_what_it_served_in_its_last_second(homelive_copy, tmp_path):
     """Served notes wait in memory up to a second; a worker told to stop writes them before it ends."""
     from tests.test_crash import Server

@@ -245,6 +245,7 @@ def test_reloading_from_disk_gives_identical_results(homelive_copy, caplog):
         assert [(r.row["id"], r.score) for r in a.content] == [(r.row["id"], r.score) for r in b.content]
 
 
+@pytest.mark.slow
 def test_a_new_model_rebuilds_the_index(homelive_copy, tmp_path, caplog):
     """Another model (here the same weights at another path, so another name) re-embeds and rebuilds; on PyTorch,
     so that the suite runs the sentence-transformers encoder too."""

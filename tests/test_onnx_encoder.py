@@ -87,6 +87,7 @@ def reference() -> np.ndarray:
     return load_encoder(MODEL).encode(SENTENCES)
 
 
+@pytest.mark.slow
 def test_fp32_gives_the_pytorch_vectors(fp32, reference):
     vectors = fp32.encode(SENTENCES)
     assert vectors.dtype == np.float32 and vectors.flags.c_contiguous and vectors.shape == (len(SENTENCES), 384)

@@ -27,6 +27,8 @@ from tests.test_crash import Server
 from tests.test_fuzz import UNLIMITED
 from tests.test_plans import block
 
+pytestmark = pytest.mark.slow  # a real server and browser or several processes: `make test-slow`, CI
+
 STATIC = PROJECT_DIR / "routes" / "static"
 DOCS = PROJECT_DIR / "docs"
 BRIEF = "Le détecteur de fumée connecté, testé chez des passionnés de domotique"

@@ -11,7 +11,10 @@ from matcher.service import Engine
 from tests.conftest import SHARED_DATA
 
 YOUTUBE = SHARED_DATA / "youtube-fr"
-pytestmark = pytest.mark.skipif(not YOUTUBE.exists(), reason="../shared/data/youtube-fr is not beside the project")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not YOUTUBE.exists(), reason="../shared/data/youtube-fr is not beside the project"),
+]
 
 
 @pytest.fixture(scope="module")

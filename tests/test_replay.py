@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from matcher.replay import EXAMINATION, plot, replay
 
 
+@pytest.mark.slow
 def test_a_short_replay_learns_and_its_off_policy_estimate_is_close(homelive_dir, tmp_path):
     report = replay(homelive_dir, sessions=3000, rounds=6, seed=3, shift_at=1.0)
     last = report["curves"][-1]

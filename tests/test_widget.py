@@ -27,6 +27,8 @@ from tests.test_crash import Server
 from tests.test_fuzz import UNLIMITED
 from tests.test_server import free_port
 
+pytestmark = pytest.mark.slow  # a real server and browser or several processes: `make test-slow`, CI
+
 SIZE_BUDGET = 10 * 1024  # gzipped
 SCRIPT = PROJECT_DIR / "routes" / "static" / "widget.js"
 SITE = "https://www.example.com"  # the origin the wrong-origin key is made for

@@ -18,6 +18,8 @@ from routes.guard import _share
 from tests.conftest import copy_data_dir
 from tests.test_crash import Server, free_port
 
+pytestmark = pytest.mark.slow  # a real server and browser or several processes: `make test-slow`, CI
+
 LIMITS = {"widget": "5 per minute", "planner": "100000 per minute", "admin": "100000 per minute"}
 ORIGIN = "https://www.orange.fr"
 
