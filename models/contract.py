@@ -80,8 +80,12 @@ MAX_ENGAGEMENT_RATE = 100.0  # a fraction; real ones stay below 2, even for tiny
 
 # Normalisation strips spaces: a value that is only spaces would be stored empty, so it is refused instead.
 NOT_BLANK = validate.Regexp(r"\S", error="Must not be blank.")
-# An id travels in URLs, logs, CSV exports and file names: no NUL, no line break, no other control character.
-PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="Must not hold control characters (NUL, line breaks…).")
+# An id travels in URLs, logs, CSV exports and file names: no NUL, no line break, no other control character, and
+# no U+FFFD, what invalid UTF-8 in a URL decodes to (two different URLs would name one record: bench/hostile.py).
+PRINTABLE = validate.Regexp(
+    r"^[^\x00-\x1f\x7f\ufffd]*$",
+    error="Must not hold control characters (NUL, line breaks…) or U+FFFD (invalid UTF-8 in the URL).",
+)
 ID = [validate.Length(min=1, max=200), PRINTABLE]
 MAX_TAG_COUNT = 200
 

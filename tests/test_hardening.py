@@ -131,6 +131,15 @@ def test_ids_with_control_characters_are_refused(app, bad):
     assert "influencer_id" in error["fields"]
 
 
+@pytest.mark.parametrize("path", ["/v1/content/%FF%FE", "/v1/content/%ED%A0%80", "/v1/content/caf%E9"])
+def test_an_id_from_invalid_utf8_in_the_url_is_refused(app, path):
+    """bench/hostile.py: invalid UTF-8 in a URL decodes to U+FFFD, so several URLs named one stored record."""
+    body = {k: v for k, v in PIECE.items() if k != "id"}
+    error = refused(call(app, "PUT", path, {**body, "influencer_id": None}))
+    assert "U+FFFD" in json.dumps(error["fields"])
+    assert call(app, "GET", "/v1/content/%EF%BF%BD%EF%BF%BD").status_code == 404  # nothing stored under it
+
+
 @pytest.mark.parametrize("field", ["topics", "products"])
 def test_content_tag_lists_are_bounded(app, field):
     assert call(app, "PUT", f"/v1/influencers/{ZOE['id']}", ZOE).status_code in (200, 201)
