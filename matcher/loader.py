@@ -30,6 +30,12 @@ KEPT_REJECTIONS = 1000  # rejected lines reported in full; the others are counte
 REASON_KINDS = 50
 
 
+def reason_kind(reason: str) -> str:
+    """A rejection's reason without what names its line (quoted values, numbers), so that 657 posts by 400
+    unknown authors count as one kind of reason."""
+    return re.sub(r"\d+", "N", re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", reason))[:100]
+
+
 @dataclass
 class FileReport:
     """What happened to each line of one file."""
@@ -50,12 +56,12 @@ class FileReport:
 
     def reject(self, rejection: Rejection) -> None:
         """Count a rejected line; keep its details for the first KEPT_REJECTIONS only, and a count per kind of
-        reason (its words before any ':', at most REASON_KINDS of them): a file of a million bad lines gives a
-        report of a few hundred kilobytes, not of a hundred megabytes."""
+        reason (``reason_kind``, at most REASON_KINDS of them): a file of a million bad lines gives a report of a
+        few hundred kilobytes, not of a hundred megabytes."""
         self.rejected_count += 1
         if len(self.rejected) < KEPT_REJECTIONS:
             self.rejected.append(rejection)
-        kind = rejection.reason.split(":", 1)[0][:80]
+        kind = reason_kind(rejection.reason)
         if kind in self.rejected_by_reason or len(self.rejected_by_reason) < REASON_KINDS:
             self.rejected_by_reason[kind] = self.rejected_by_reason.get(kind, 0) + 1
         else:
