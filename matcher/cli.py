@@ -17,6 +17,7 @@ import click
 from matcher.config import PROJECT_DIR, Settings, read_jsonl
 from matcher.errors import RelaisError
 from matcher.loader import KEPT_REJECTIONS
+from matcher.scoring import shorten
 
 logger = logging.getLogger("matcher")
 DEFAULT_FIXTURES = (
@@ -227,7 +228,7 @@ def match(
         click.echo("\nInfluencers")
         _table(
             [
-                (f"{r.score:.3f}", r.row["name"], r.row["category"], _followers(r.row), _short(r.explanation, 90))
+                (f"{r.score:.3f}", r.row["name"], r.row["category"], _followers(r.row), shorten(r.explanation, 90))
                 for r in result.influencers
             ],
             ["score", "name", "category", "reach", "why"],
@@ -238,10 +239,10 @@ def match(
             [
                 (
                     f"{r.score:.3f}",
-                    _short(r.row["title"] or r.row["text"], 48),
+                    shorten(r.row["title"] or r.row["text"], 48),
                     r.row["format"],
                     r.author["name"] if r.author else "(brand)",
-                    _short(r.explanation, 70),
+                    shorten(r.explanation, 70),
                 )
                 for r in result.content
             ],
@@ -479,7 +480,7 @@ def _print_plan(found: dict[str, Any], *, stored: bool) -> None:
 
     request = found["request"]
     where = f"stored as {found['id']}" if stored else "not stored (--dry-run)"
-    click.echo(f"Plan {where} · products: {', '.join(request['products'])} · brief: {_short(request['brief'], 70)}")
+    click.echo(f"Plan {where} · products: {', '.join(request['products'])} · brief: {shorten(request['brief'], 70)}")
     for moment in found["moments"]:
         click.echo(f"\n{moment['label'].get('en', moment['moment'])} ({moment['moment']})")
         for block in moment["categories"]:
@@ -494,7 +495,7 @@ def _print_plan(found: dict[str, Any], *, stored: bool) -> None:
                     f"{r['score']:.3f}",
                     r["suggested"]["type"],
                     f"{r['fatigue']['value']:.2f}",
-                    _short(r["diversity"] or "", 50),
+                    shorten(r["diversity"] or "", 50),
                 )
                 for r in (*block["shortlist"], *block["alternates"])
             ]
@@ -505,7 +506,7 @@ def _print_plan(found: dict[str, Any], *, stored: bool) -> None:
                 click.echo(f"  skipped {s['name']}: {s['reason']}")
         click.echo(f"\n  content that serves it ({len(moment['content'])}):")
         for c in moment["content"]:
-            title = _short(c["title"] or c["excerpt"], 70)
+            title = shorten(c["title"] or c["excerpt"], 70)
             click.echo(f"    {c['score']:.3f} {c['format']} [{c['language'] or '-'}] {title}")
         for gap in moment["gaps"]:
             click.echo(f"  gap: {gap['message']}")
@@ -792,11 +793,6 @@ def _followers(row: dict[str, Any]) -> str:
 
     largest = max(row["platforms"], key=lambda p: p["followers"], default={"network": "", "followers": 0})
     return f"{human(largest['followers'])} {largest['network']}"
-
-
-def _short(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _table(rows: list[tuple[str, ...]], headers: list[str]) -> None:

@@ -21,7 +21,7 @@ from matcher.learning import explore
 from matcher.loop import Loop
 from matcher.products import ProductNames
 from matcher.retrieval import Candidates, Retriever, Target
-from matcher.scoring import Part, fold, parts_of
+from matcher.scoring import Part, fold, parts_of, shorten
 from matcher.store import Store
 from models.moments import Moment
 
@@ -392,5 +392,4 @@ def _why_relevant(found: Candidates, i: int, target: Target) -> str:
 
 
 def _title(row: dict[str, Any]) -> str:
-    title = row["title"] or row["text"]
-    return title if len(title) <= 70 else title[:67] + "..."
+    return shorten(row["title"] or row["text"], 70)

@@ -6,6 +6,7 @@ from typing import Any
 
 from matcher.detection import Detection
 from matcher.ranking import Ranked
+from matcher.scoring import shorten
 from matcher.service import MatchResult
 from models.contract import ContentSchema, InfluencerSchema
 
@@ -99,7 +100,7 @@ def influencer_result(r: Ranked, rank: int) -> dict[str, Any]:
         "evidence": [
             {
                 "id": c["id"],
-                "title": c["title"] or _excerpt(c["text"], 120),
+                "title": c["title"] or shorten(c["text"], 120),
                 "format": c["format"],
                 "url": c["url"],
                 "relevance": round(relevance, 4),
@@ -114,7 +115,7 @@ def content_result(r: Ranked, rank: int) -> dict[str, Any]:
     return {
         "id": row["id"],
         "title": row["title"],
-        "excerpt": _excerpt(row["text"], EXCERPT),
+        "excerpt": shorten(row["text"], EXCERPT),
         "url": row["url"],
         "format": row["format"],
         "language": row["language"],
@@ -173,8 +174,3 @@ def _thumbnail(extra: dict[str, Any]) -> str | None:
     """An image for the piece, when its record has one beyond the contract (``thumbnail`` or ``image``)."""
     value = extra.get("thumbnail") or extra.get("image")
     return value if isinstance(value, str) and value.startswith(("https://", "http://")) else None
-
-
-def _excerpt(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"

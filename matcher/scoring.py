@@ -234,6 +234,13 @@ def content_influence(config: dict[str, Any], row: dict[str, Any], author: dict[
     return Part(value, 0.0, f"{who}{human(reactions)} reactions")
 
 
+def shorten(text: str, width: int) -> str:
+    """``text`` on one line, cut at a word to at most ``width`` characters, an ellipsis saying so: every excerpt,
+    title and table cell that Relais shortens."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + "…"
+
+
 def human(n: float) -> str:
     """12345 -> '12k', 2300000 -> '2.3M'."""
     if n >= 1_000_000:
