@@ -317,7 +317,7 @@ def synthetic(count: int, dimension: int = 384, queries: int = 200) -> dict[str,
     time, query time, recall@10 against exact, bytes."""
     import faiss
 
-    from matcher.index import VectorIndex, top_k
+    from matcher.vector_base import VectorIndex, top_k
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)
     rng = np.random.default_rng(0)

@@ -26,12 +26,12 @@ import numpy as np
 from matcher import embedding, lexical, scoring
 from matcher.bm25 import BM25
 from matcher.errors import IndexMismatchError
-from matcher.index import VectorIndex
 from matcher.locking import ReadWriteLock
 from matcher.moments import MomentVectors
 from matcher.postings import Postings
 from matcher.scoring import fold
 from matcher.store import KINDS, Store
+from matcher.vector_base import VectorIndex
 from models.moments import Moment
 
 logger = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ import numpy as np
 from matcher import lexical
 from matcher.config import PROJECT_DIR, read_jsonl
 from matcher.errors import ConfigError
-from matcher.index import top_k
 from matcher.service import Engine
+from matcher.store import KINDS
+from matcher.vector_base import top_k
 
-KINDS = ("influencers", "content")
 METRICS = ("ndcg", "recall", "mrr")
 
 

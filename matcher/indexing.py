@@ -1,6 +1,6 @@
 """The catalogue and its vector bases kept in agreement with the store: opened or built, followed, compacted, checked.
 
-The store is the truth. A *base* is the vectors of one kind at one store version, saved once (``matcher.index``)
+The store is the truth. A *base* is the vectors of one kind at one store version, saved once (``matcher.vector_base``)
 and memory-mapped by every process; records written since live in each process's overlay, read from the store by
 following the change log. Once an overlay grows, the process that wrote saves a new base and says so in the store
 (``meta.base:<kind>``); the others switch to it at their next catch-up. Each base records the model and the
@@ -23,10 +23,10 @@ from matcher import embedding
 from matcher.catalogue import Catalogue, influencer_vectors, stored_vectors
 from matcher.embedding import Encoder
 from matcher.errors import IndexMismatchError, storage_error
-from matcher.index import VectorIndex, load_meta, stale_temporary
 from matcher.locking import ProcessLock
 from matcher.rows import content_from_row, influencer_from_row
 from matcher.store import KINDS, Store
+from matcher.vector_base import VectorIndex, load_meta, stale_temporary
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)

@@ -16,7 +16,7 @@ import numpy as np
 from matcher import scoring
 from matcher.catalogue import Catalogue
 from matcher.errors import InvalidRequestError
-from matcher.index import top_k
+from matcher.vector_base import top_k
 
 MODES = ("hybrid", "dense", "lexical")
 

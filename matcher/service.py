@@ -227,10 +227,10 @@ class Engine:
 
     # -- reading records ------------------------------------------------------------------------
 
-    def influencer(self, influencer_id: str, *, hidden: bool = False) -> dict[str, Any]:
-        """An influencer's record with their content count; opted-out people only with ``hidden`` (audit)."""
+    def influencer(self, influencer_id: str, *, include_opted_out: bool = False) -> dict[str, Any]:
+        """An influencer's record with their content count; opted-out people only with ``include_opted_out`` (audit)."""
         row = self.store.row_by_id("influencers", influencer_id)
-        if row is None or (row["opted_out"] and not hidden):
+        if row is None or (row["opted_out"] and not include_opted_out):
             raise NotFoundError(f"No influencer with id {influencer_id!r}.")
         return {
             "record": influencer_from_row(row),
@@ -256,11 +256,12 @@ class Engine:
         rows = self.store.influencer_rows_by_id(p[2] for p in found[:limit])
         return [rows[p[2]] for p in found[:limit] if p[2] in rows and not rows[p[2]]["opted_out"]]
 
-    def content(self, content_id: str, *, hidden: bool = False) -> dict[str, Any]:
-        """A piece of content and its author (None for brand content); an opted-out author's only with ``hidden``."""
+    def content(self, content_id: str, *, include_opted_out: bool = False) -> dict[str, Any]:
+        """A piece of content and its author (None for brand content); an opted-out author's only with
+        ``include_opted_out``."""
         row = self.store.row_by_id("content", content_id)
         author = self.store.row_by_id("influencers", row["influencer_id"]) if row and row["influencer_id"] else None
-        if row is None or (author is not None and author["opted_out"] and not hidden):
+        if row is None or (author is not None and author["opted_out"] and not include_opted_out):
             raise NotFoundError(f"No content with id {content_id!r}.")
         return {"record": content_from_row(row), "network": row["network"], "author": author}
 

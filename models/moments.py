@@ -88,7 +88,7 @@ class MomentSchema(Schema):
             raise ValidationError("A moment needs a description in at least one language.", "description")
 
 
-class DetectionSchema(Schema):
+class DetectionSettingsSchema(Schema):
     """How customers' words are mapped to moments: extra examples, and when to call a guess unsure."""
 
     class Meta:
@@ -104,7 +104,7 @@ class MomentFileSchema(Schema):
         unknown = RAISE
 
     _about = fields.String(data_key="_about", load_default="")
-    detection = fields.Nested(DetectionSchema, load_default=lambda: DetectionSchema().load({}))
+    detection = fields.Nested(DetectionSettingsSchema, load_default=lambda: DetectionSettingsSchema().load({}))
     moments = fields.Dict(
         keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,49}$")),
         values=fields.Nested(MomentSchema),

@@ -17,7 +17,7 @@ PARTS = {
     "influencer": ("relevance", "product", "moment_fit", "influence", "engagement", "fatigue"),
     "content": ("relevance", "product", "moment_fit", "quality", "influence", "freshness", "tonality", "engagement"),
 }
-KINDS = ("influencers", "content")
+KINDS = ("influencers", "content")  # as matcher.store.KINDS (models do not import the engine)
 
 
 def unit() -> fields.Float:

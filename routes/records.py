@@ -24,7 +24,7 @@ from routes import ADMIN, READERS, KiB, body_bytes, engine, json_body, operation
 
 bp = Blueprint("records", __name__, url_prefix="/v1")
 
-KINDS = {"influencers": (InfluencerSchema, influencer_record), "content": (ContentSchema, content_record)}
+SCHEMAS = {"influencers": (InfluencerSchema, influencer_record), "content": (ContentSchema, content_record)}
 WRITTEN = {200: (WrittenSchema, "Replaced (outcome updated) or unchanged."), 201: (WrittenSchema, "Created.")}
 INFLUENCER_EXAMPLE = {
     "id": "inf-zoe-capteurs",
@@ -50,13 +50,13 @@ CONTENT_EXAMPLE = {
 
 def _read(kind: str, record_id: str) -> Any:
     """A record as ``render`` dumps it (through the contract schema, extra fields included)."""
-    hidden = g.api_key is not None and g.api_key.role == "admin"  # the audit trail: opted-out records too
+    audit = g.api_key is not None and g.api_key.role == "admin"  # the audit trail: opted-out records too
     found = (
-        engine().influencer(record_id, hidden=hidden)
+        engine().influencer(record_id, include_opted_out=audit)
         if kind == "influencers"
-        else engine().content(record_id, hidden=hidden)
+        else engine().content(record_id, include_opted_out=audit)
     )
-    return jsonify(KINDS[kind][1](found))
+    return jsonify(SCHEMAS[kind][1](found))
 
 
 def _record(kind: str, path_id: str | None) -> Any:
@@ -70,20 +70,20 @@ def _record(kind: str, path_id: str | None) -> Any:
                 "The id in the body differs from the id in the path.", {"id": [f"Must be {path_id!r} or absent."]}
             )
         body = {**body, "id": path_id}
-    schema: Schema = KINDS[kind][0]()
+    schema: Schema = SCHEMAS[kind][0]()
     return schema.load(body)
 
 
 def _written(kind: str, record_id: str, outcome: str) -> Any:
     status = 201 if outcome == "inserted" else 200
     location = url_for(f"records.get_{'influencer' if kind == 'influencers' else 'content'}", record_id=record_id)
-    hidden = (
-        engine().influencer(record_id, hidden=True)
+    stored = (
+        engine().influencer(record_id, include_opted_out=True)
         if kind == "influencers"
-        else engine().content(record_id, hidden=True)
+        else engine().content(record_id, include_opted_out=True)
     )
     return reply(
-        WrittenSchema(), {"outcome": outcome, "record": KINDS[kind][1](hidden)}, status, {"Location": location}
+        WrittenSchema(), {"outcome": outcome, "record": SCHEMAS[kind][1](stored)}, status, {"Location": location}
     )
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from matcher.errors import IndexMismatchError
-from matcher.index import VectorIndex, load_meta, top_k
+from matcher.vector_base import VectorIndex, load_meta, top_k
 
 
 def unit_rows(n: int, d: int, seed: int) -> np.ndarray:
