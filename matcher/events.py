@@ -20,6 +20,7 @@ from typing import Any
 from marshmallow import ValidationError
 
 from matcher.errors import InvalidRequestError
+from matcher.loader import Rejection, parse_jsonl
 from matcher.store import Store
 from models.event_schemas import EventSchema
 
@@ -166,15 +167,12 @@ def _records(lines: Iterable[str], csv_format: bool) -> Iterable[tuple[int, dict
                 record["at"] = float(record["at"])
             yield number, record
         return
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            parsed = json.loads(line)
-        except ValueError as e:
-            yield number, f"Not JSON: {e}"
-            continue
-        yield number, parsed if isinstance(parsed, dict) else "Not a JSON object."
+    for item in parse_jsonl(lines):  # the contract's reader: depth guard, NaN, lone surrogates
+        if isinstance(item, Rejection):
+            yield item.line, item.reason
+        else:
+            number, parsed = item
+            yield number, parsed if isinstance(parsed, dict) else "Not a JSON object."
 
 
 def _is_number(text: str) -> bool:

@@ -251,9 +251,8 @@ class Ranker:
         publishing = self.catalogue.content_counts()[found.keys]
         best = np.array([content.relevance[by_author[k][0]] if k in by_author else np.nan for k in found.keys.tolist()])
         best = np.where(np.isnan(best), np.where(publishing > 0, 0.0, found.relevance), best)
-        profile_weight = self.config["relevance"]["influencer_profile_weight"]
         values = {
-            "relevance": profile_weight * found.relevance + (1 - profile_weight) * best,
+            "relevance": scoring.influencer_relevance(self.config, found.relevance, best),
             "moment_fit": table.values[f"fit:{moment.name}"][found.keys],
             "influence": table.values["influence"][found.keys],
             "engagement": self._engagement("influencers", moment, found.keys, policy),

@@ -112,6 +112,12 @@ def relevance(
     return alpha * dense_rel + (1 - alpha) * word_rel
 
 
+def influencer_relevance(config: dict[str, Any], profile: Any, best_content: Any) -> Any:
+    """A person's relevance: their profile's, blended with their best-matching piece's (``relevance``)."""
+    w = config["relevance"]["influencer_profile_weight"]
+    return w * profile + (1 - w) * best_content
+
+
 def reciprocal_rank_fusion(dense: np.ndarray, words: np.ndarray, k: float) -> np.ndarray:
     """Sum of 1 / (k + rank) over both rankings (a record no word matched has no lexical rank), scaled to [0, 1]."""
     fused = np.zeros(len(dense))

@@ -195,7 +195,6 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
     about = {
         r["influencer_id"] for r in data.rows["content"].values() if named & {scoring.fold(p) for p in r["products"]}
     }
-    profile_weight = config["relevance"]["influencer_profile_weight"]
     scored = []
     for key, profile in relevance.items():
         row = data.rows["influencers"][key]
@@ -204,7 +203,7 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
         else:
             best = 0.0 if published[row["id"]] else profile
         parts = {
-            "relevance": profile_weight * profile + (1 - profile_weight) * best,
+            "relevance": scoring.influencer_relevance(config, profile, best),
             "moment_fit": _influencer_fit(engine, data, moment, row).value,
             "influence": scoring.influencer_influence(config, row).value,
             "engagement": _engagement(engine, "influencers", moment, row["id"]),
