@@ -10,7 +10,11 @@ MiniLM and n-grams; ``bench/detection_encoders.py``), so there is none.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
+import re
+import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ logger = logging.getLogger(__name__)
 # noise of each other; 16 it is.
 REGULARISATION = 16.0
 NGRAMS = (2, 5)
+DEFAULT_VIEWS = ("embedding", "ngrams")
 
 
 @dataclass(frozen=True)
@@ -50,9 +55,11 @@ class MomentDetector:
         labels: Sequence[str],
         *,
         threshold: float,
-        views: tuple[str, ...] = ("embedding", "ngrams"),
+        views: tuple[str, ...] = DEFAULT_VIEWS,
         c: float = REGULARISATION,
+        vectors: np.ndarray | None = None,
     ):
+        """``vectors``: the texts' embeddings by ``encoder``, if the caller has them (``example_vectors``)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -66,7 +73,7 @@ class MomentDetector:
         )
         self._ngrams.fit(texts)
         self._model = LogisticRegression(C=c, max_iter=5000)
-        self._model.fit(self._features(texts), labels)
+        self._model.fit(self._features(texts, vectors), labels)
         self.moments = [str(m) for m in self._model.classes_]
 
     def _features(self, texts: Sequence[str], vectors: np.ndarray | None = None):  # noqa: ANN202 (scipy sparse)
@@ -119,11 +126,38 @@ def training_examples(moments: dict[str, Moment], examples_file: Path | None) ->
 
 @functools.lru_cache(maxsize=4)
 def fitted_detector(
-    encoder: Encoder, texts: tuple[str, ...], labels: tuple[str, ...], threshold: float
+    encoder: Encoder, texts: tuple[str, ...], labels: tuple[str, ...], threshold: float, cache_dir: Path | None = None
 ) -> MomentDetector:
-    """One fitted detector per encoder and training set in a process (fitting embeds every example)."""
+    """One fitted detector per encoder and training set in a process; the examples' embeddings are kept in
+    ``cache_dir`` between processes (every server start embedded the 2,547 examples again: ~9 s)."""
     logger.info("fitting the moment detector on %d examples", len(texts))
-    return MomentDetector(encoder, texts, labels, threshold=threshold)
+    vectors = example_vectors(encoder, texts, cache_dir)
+    return MomentDetector(encoder, texts, labels, threshold=threshold, vectors=vectors)
+
+
+def example_vectors(encoder: Encoder, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
+    """The embeddings of ``texts`` by ``encoder``: read from ``cache_dir`` when this encoder embedded exactly these
+    texts before (a file named by the encoder and a hash of the texts), else computed and written there."""
+    if cache_dir is None:
+        return encoder.encode(list(texts))
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"detector-{re.sub(r'[^A-Za-z0-9._-]', '_', encoder.name)}-{digest}.npy"
+    try:
+        vectors = np.load(path)
+        if vectors.shape == (len(texts), encoder.dimension):
+            return vectors
+    except (OSError, ValueError):  # none yet, or a damaged one: computed again
+        pass
+    vectors = encoder.encode(list(texts))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, vectors)
+        os.replace(tmp, path)  # whole or not at all, whichever process writes it last
+    except OSError as e:  # a read-only cache costs the next start the encoding, nothing else
+        logger.warning("could not keep the detector's example vectors in %s: %s", cache_dir, e)
+    return vectors
 
 
 # -- measuring it -----------------------------------------------------------------------------------

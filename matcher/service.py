@@ -222,7 +222,9 @@ class Engine:
             texts, labels = self._training
             # The records' encoder (fp32) unless another is set: int8 vectors moved the detector's confidence on
             # out-of-domain words.
-            self._detector = fitted_detector(self.detector_encoder, tuple(texts), tuple(labels), self._low_confidence)
+            self._detector = fitted_detector(
+                self.detector_encoder, tuple(texts), tuple(labels), self._low_confidence, self.settings.cache_dir
+            )
         return self._detector
 
     # -- reading records ------------------------------------------------------------------------

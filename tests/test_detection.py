@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 from api import create_app
@@ -120,3 +121,24 @@ def test_a_detector_needs_two_moments(engine):
 
     with pytest.raises(ConfigError, match="at least two moments"):
         MomentDetector(engine.encoder, ["a", "b"], ["discovery", "discovery"], threshold=0.5)
+
+
+def test_the_examples_embeddings_are_kept_between_processes(engine, tmp_path):
+    """A server start used to embed every training example again; they are read back from the cache directory
+    when the same encoder embedded the same texts, and a damaged file is computed again."""
+    from matcher.detection import example_vectors
+
+    examples_file, _ = detection_settings(engine.settings.moments_file)
+    texts, labels = training_examples(load_moments(engine.settings.moments_file), examples_file)
+    texts, labels = texts[::40], labels[::40]  # a few of every moment
+    first = example_vectors(engine.encoder, texts, tmp_path)
+    (kept,) = tmp_path.glob("detector-*.npy")
+    np.save(kept, first * 0 + 0.5)  # same shape, other values: what is read back is the file
+    assert np.allclose(example_vectors(engine.encoder, texts, tmp_path), 0.5)
+    kept.write_bytes(b"not an array")
+    assert np.allclose(example_vectors(engine.encoder, texts, tmp_path), first, atol=1e-6)  # damaged: computed
+    assert np.allclose(example_vectors(engine.encoder, texts[:-1], tmp_path), first[:-1], atol=1e-6)  # other texts
+    fitted = MomentDetector(engine.encoder, texts, labels, threshold=0.5, vectors=first)
+    fresh = MomentDetector(engine.encoder, texts, labels, threshold=0.5)
+    words = ["est-ce compatible avec ma box ?", "c'est joli dans un salon"]
+    assert np.allclose(fitted.probabilities(words), fresh.probabilities(words), atol=1e-6)
