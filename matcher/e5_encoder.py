@@ -2,7 +2,7 @@
 wheel, loaded with ctypes; nothing to download). e5 is trained with prefixes: records are encoded as
 ``passage: …``, queries and customers' words as ``query: …`` (``RELAIS_ENCODER=e5``, ``RELAIS_QUERY_ENCODER=
 e5-query``, ``RELAIS_MODEL=multilingual-e5-small``). Measured in ``README.md`` (*Relevance, measured*): better
-across languages than MiniLM, at about 20 ms a query and 40 short texts a second on 2 cores, so not the default.
+across languages than MiniLM, and about ten times slower a query (``bench/encoders.py``), so not the default.
 """
 
 from __future__ import annotations

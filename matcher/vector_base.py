@@ -247,7 +247,7 @@ def _sibling(path: Path, suffix: str) -> Path:
 
 
 def _verify(path: Path, meta: dict[str, Any]) -> None:
-    """Every file of a base has the bytes it was written with (about 1 s per GB, at start-up and on switching)."""
+    """Every file of a base has the bytes it was written with (one read of each, at start-up and on switching)."""
     recorded = meta.get("checksums")
     if not isinstance(recorded, dict):
         raise IndexMismatchError(f"{path.name} was written without checksums (format {meta.get('format')}).")
