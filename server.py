@@ -27,6 +27,8 @@ from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http.errors import ParseException
 
+from matcher.errors import IncompleteBodyError
+
 logger = logging.getLogger("relais.server")
 FOLLOW_EVERY_S = 0.2  # how often an idle worker looks for writes (a request looks at once)
 
@@ -110,8 +112,10 @@ def _broken_body(e: ParseException) -> Any:
     size, a chunk without its CRLF): the client's fault, a 400 in the API's shape, not a 500 (bench/hostile.py)."""
     from api import error
 
-    message = f"The request body's chunked encoding is broken ({type(e).__name__}): nothing was done."
-    return error(400, "incomplete_body", message)
+    refused = IncompleteBodyError(
+        f"The request body's chunked encoding is broken ({type(e).__name__}): nothing was done."
+    )
+    return error(refused.status, refused.code, refused.message)
 
 
 def _give_back_free_memory() -> None:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from matcher.config import read_jsonl
 from matcher.embedding import Encoder
 from matcher.errors import ConfigError
 from matcher.scoring import fold
+from matcher.vector_base import atomic_write
 from models.moments import Moment
 
 logger = logging.getLogger(__name__)
@@ -150,11 +149,7 @@ def example_vectors(encoder: Encoder, texts: Sequence[str], cache_dir: Path | No
         pass
     vectors = encoder.encode(list(texts))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, vectors)
-        os.replace(tmp, path)  # whole or not at all, whichever process writes it last
+        atomic_write(path, lambda f: np.save(f, vectors))  # whole or not at all, whichever process writes it last
     except OSError as e:  # a read-only cache costs the next start the encoding, nothing else
         logger.warning("could not keep the detector's example vectors in %s: %s", cache_dir, e)
     return vectors

@@ -107,13 +107,13 @@ class VectorIndex:
         metadata with each file's checksum (a base without it does not exist)."""
         path = Path(path)
         checksums = {
-            ".vectors.npy": _atomic_write(
+            ".vectors.npy": atomic_write(
                 _sibling(path, ".vectors.npy"), lambda f: np.save(_Chunked(f), np.ascontiguousarray(self.rows))
             ),
-            ".keys.npy": _atomic_write(_sibling(path, ".keys.npy"), lambda f: np.save(_Chunked(f), self.keys)),
+            ".keys.npy": atomic_write(_sibling(path, ".keys.npy"), lambda f: np.save(_Chunked(f), self.keys)),
         }
         if self.graph is not None:
-            checksums[".hnsw"] = _atomic_write(
+            checksums[".hnsw"] = atomic_write(
                 _sibling(path, ".hnsw"), lambda f: f.write(faiss.serialize_index(self.graph).tobytes())
             )
         meta = {
@@ -123,7 +123,7 @@ class VectorIndex:
             "faiss": faiss.__version__,
             "checksums": checksums,
         }
-        _atomic_write(_sibling(path, ".json"), lambda f: f.write(json.dumps(meta, indent=2).encode()))
+        atomic_write(_sibling(path, ".json"), lambda f: f.write(json.dumps(meta, indent=2).encode()))
 
     @classmethod
     def load(cls, path: Path, expect: dict[str, Any] | None = None, verify: bool = True) -> VectorIndex:
@@ -198,7 +198,7 @@ def _check(keys: np.ndarray, vectors: np.ndarray, dimension: int) -> tuple[np.nd
     return keys, vectors
 
 
-TEMPORARY = re.compile(r"\.(\d+)\.[^.]+\.tmp$")  # .<file>.<pid>.<random>.tmp, as _atomic_write names them
+TEMPORARY = re.compile(r"\.(\d+)\.[^.]+\.tmp$")  # .<file>.<pid>.<random>.tmp, as atomic_write names them
 STALE_AFTER_S = 3600.0  # a temporary file whose writer cannot be told (no pid in its name) is stale after this
 
 
@@ -261,7 +261,7 @@ def _digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
+def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> str:
     """Write through ``write`` into a temporary file, fsync, rename over ``path``, fsync the directory. Returns the
     file's SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
