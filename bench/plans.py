@@ -135,14 +135,14 @@ def main() -> None:
         engine = Engine(Settings.from_env({"data_dir": data}))
         engine.load([FIXTURES / "influencers.jsonl", FIXTURES / "content.jsonl"])
         report("fixtures", measure(engine, args.runs, ["homelive"]))
-        engine.loop.stop()
+        engine.close()
         if args.kim:
             started = time.perf_counter()
             kim = copy_data_dir(args.kim.expanduser(), Path(scratch) / "kim")
             engine = Engine(Settings.from_env({"data_dir": kim}))
             print(f"\n(kim copied and opened in {time.perf_counter() - started:.1f} s: indexes {engine.opened})")
             report("kim", measure(engine, args.runs, ["homelive"]))
-            engine.loop.stop()
+            engine.close()
 
 
 if __name__ == "__main__":

@@ -244,7 +244,7 @@ def main() -> None:
             print(f"loading {', '.join(map(str, files))} into {data_dir}")
             results["load"], engine = load(data_dir, files)
         results["check_s"], results["check_problems"] = check(engine)
-        engine.before_exit()  # its background thread stopped: the engine matched on is a new one
+        engine.close()  # its background thread stopped: the engine matched on is a new one
         del engine
         results.update(check_command(data_dir))
         results["match"] = latencies(data_dir, args.queries)

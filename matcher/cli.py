@@ -363,7 +363,10 @@ def _evaluate_ranking(judgements: Path, data_dir: Path | None, files: tuple[Path
             engine.load(files or DEFAULT_FIXTURES)
         else:
             engine = Engine(Settings.from_env({"data_dir": data_dir}))
-        report = evaluation.evaluate(engine, evaluation.load_judgements(judgements), k)
+        try:
+            report = evaluation.evaluate(engine, evaluation.load_judgements(judgements), k)
+        finally:
+            engine.close()  # before its scratch dir goes: the loop's thread would look for it every second
     return report, evaluation.format_report(report)
 
 

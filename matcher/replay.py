@@ -185,7 +185,7 @@ def replay(
         }
     finally:
         for engine in (learned, logged):
-            engine.loop.stop()  # its background thread would find its store gone
+            engine.close()  # its background thread would find its store gone
         shutil.rmtree(work, ignore_errors=True)
 
 

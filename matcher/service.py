@@ -399,10 +399,11 @@ class Engine:
         if warm is not None:
             warm()  # the first text query should not pay for a session; the records' one opens on a write
 
-    def before_exit(self) -> None:
-        """A serving process about to end (gunicorn's worker_exit): what it served in its last second is written,
-        not lost with it."""
+    def close(self) -> None:
+        """Done with this engine (a serving process about to end, an evaluation over): the loop's thread stopped,
+        what it served in its last second written, not lost, and this thread's connection closed."""
         self.loop.stop()
+        self.store.close()
 
     def _encoders(self) -> list[Encoder]:
         """The records' and the queries' encoders, once each when they are the same one."""

@@ -97,3 +97,25 @@ def test_eval_command_on_a_data_dir_and_as_json(homelive_dir, tmp_path, contents
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["k"] == 10 and body["systems"]["relais (hybrid)"]["all"]["content"]["n"] == 1
+
+
+def test_eval_over_loaded_files_leaves_no_loop_behind(tmp_path, influencers, contents):
+    """The scratch data dir is removed when the figures are in: the engine's loop thread must be stopped
+    first, or it looks for the missing database every second, logging a traceback each time."""
+    import threading
+
+    kept = sorted(influencers)[:4]
+    pieces = [c for c in contents.values() if c["influencer_id"] in kept]
+    (tmp_path / "influencers.jsonl").write_text("\n".join(json.dumps(influencers[i]) for i in kept))
+    (tmp_path / "content.jsonl").write_text("\n".join(json.dumps(c) for c in pieces))
+    path = judgements_file(
+        tmp_path,
+        [{"query": "test", "moment": "technical_validation", "language": "fr", "relevant": {pieces[0]["id"]: 2}}],
+    )
+    before = {t.ident for t in threading.enumerate() if t.name == "relais-loop"}
+    files = ["--load", str(tmp_path / "influencers.jsonl"), "--load", str(tmp_path / "content.jsonl")]
+    result = CliRunner().invoke(main, ["eval", "--judgements", str(path), *files, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["systems"]["relais (hybrid)"]["all"]["content"]["n"] == 1
+    left = [t for t in threading.enumerate() if t.name == "relais-loop" and t.ident not in before and t.is_alive()]
+    assert left == []
