@@ -48,9 +48,21 @@ def test_detect_contract(client, text, moment):
     assert body["low_confidence"] is (body["confidence"] < threshold)
 
 
-def test_low_confidence_is_said_not_hidden(client):
-    body = detect(client, {"text": "ok"}).get_json()
+@pytest.mark.parametrize("text", ["ok", "Bonjour !", "merci bcp", "hello there", "oui d'accord"])
+def test_low_confidence_is_said_not_hidden(client, text):
+    """Words that say nothing of a moment are answered as unsure, not with the moment they most often open (a
+    greeting opens more discovery questions: before the examples of no moment, 'bonjour' was discovery at 0.9998)."""
+    body = detect(client, {"text": text}).get_json()
     assert body["low_confidence"] is True and "Unsure of the moment" in body["message"]
+
+
+def test_an_example_of_no_moment_is_learned_for_every_moment(tmp_path):
+    moments = load_moments(Settings().moments_file)
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text('{"text": "ok", "moment": null}\n{"text": "ça marche avec ma box ?", "moment": "discovery"}\n')
+    texts, labels = training_examples(moments, examples)
+    learned = lambda wanted: sorted(m for t, m in zip(texts, labels, strict=True) if t == wanted)  # noqa: E731
+    assert learned("ok") == sorted(moments) and learned("ça marche avec ma box ?") == ["discovery"]
 
 
 @pytest.mark.parametrize(
