@@ -23,6 +23,7 @@ import numpy as np
 from matcher.config import read_jsonl
 from matcher.embedding import Encoder
 from matcher.errors import ConfigError
+from matcher.lexical import STOPWORDS, WORD
 from matcher.scoring import fold
 from matcher.vector_base import atomic_write
 from models.moments import Moment
@@ -84,6 +85,17 @@ class MomentDetector:
         self._model = LogisticRegression(C=c, max_iter=5000)
         self._model.fit(self._features(texts, vectors), labels)
         self.moments = [str(m) for m in self._model.classes_]
+        # Words that say nothing of a moment: stop words and those of the examples taught for every moment.
+        moments_of = defaultdict(set)
+        for text, label in zip(texts, labels, strict=True):
+            moments_of[text].add(label)
+        said_nothing = (t for t, m in moments_of.items() if len(m) == len(self.moments))
+        self.empty_words = STOPWORDS | {w for t in said_nothing for w in WORD.findall(fold(t))}
+
+    def says_something(self, text: str) -> bool:
+        """Whether ``text`` has a word that may tell a moment: "hello there" or "oui d'accord" has none, and no
+        confidence in their moment is honest, however the n-grams of such words lean."""
+        return any(len(w) > 1 and w not in self.empty_words for w in WORD.findall(fold(text)))
 
     def _features(self, texts: Sequence[str], vectors: np.ndarray | None = None):  # noqa: ANN202 (scipy sparse)
         from scipy.sparse import csr_matrix, hstack
@@ -104,7 +116,8 @@ class MomentDetector:
         p = self.probabilities([text], None if vector is None else vector[None])[0]
         best = int(np.argmax(p))
         scores = {m: round(float(v), 4) for m, v in zip(self.moments, p, strict=True)}
-        return Detection(self.moments[best], float(p[best]), scores, float(p[best]) < self.threshold)
+        unsure = float(p[best]) < self.threshold or not self.says_something(text)
+        return Detection(self.moments[best], float(p[best]), scores, unsure)
 
 
 def training_examples(moments: dict[str, Moment], examples_file: Path | None) -> tuple[list[str], list[str]]:
@@ -219,7 +232,8 @@ def evaluate_detection(
         nearest = (cached.encode(utterances) @ centroids.T).argmax(axis=1)
         found["nearest moment prototype"] = _measure(heldout, [names[i] for i in nearest])
         main = found["relais (embedding + n-grams)"]
-        main.update(_calibration(heldout, p, detector.moments, names, threshold))
+        empty = np.array([not detector.says_something(t) for t in utterances], dtype=bool)
+        main.update(_calibration(heldout, p, detector.moments, names, threshold, empty))
         report["sets"][set_name] = {"heldout_utterances": len(heldout), "detectors": found}
 
     cv = {}
@@ -261,16 +275,19 @@ def _measure(heldout: list[dict], predicted: list[str]) -> dict:
 RELIABILITY_BINS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0001)
 
 
-def _calibration(heldout: list[dict], p: np.ndarray, columns: list[str], names: list[str], threshold: float) -> dict:
-    """The confusion matrix, accuracy below and above the low-confidence threshold, and accuracy per confidence
-    bin against the mean confidence in it (a calibrated detector has them close)."""
+def _calibration(
+    heldout: list[dict], p: np.ndarray, columns: list[str], names: list[str], threshold: float, empty: np.ndarray
+) -> dict:
+    """The confusion matrix, accuracy of the answers flagged unsure (below the low-confidence threshold, or
+    ``empty``: no word that may tell a moment) and of the others, and accuracy per confidence bin against the mean
+    confidence in it (a calibrated detector has them close)."""
     from sklearn.metrics import confusion_matrix
 
     truth = [u["moment"] for u in heldout]
     predicted = [columns[i] for i in p.argmax(axis=1)]
     confidence = p.max(axis=1)
     hits = np.array([a == b for a, b in zip(truth, predicted, strict=True)])
-    confident = confidence >= threshold
+    confident = (confidence >= threshold) & ~empty
     bins = []
     for low, high in zip(RELIABILITY_BINS, RELIABILITY_BINS[1:], strict=False):
         inside = (confidence >= low) & (confidence < high)
@@ -326,8 +343,8 @@ def format_detection_report(report: dict, tuned: dict[str, bool] | None = None) 
         low = main["low_confidence"]
         lines += [
             "",
-            f"Below {low['threshold']} confidence: {low['share']:.1%} of utterances "
-            f"(accuracy {low['accuracy_low']}); above: accuracy {low['accuracy_confident']}",
+            f"Flagged unsure (below {low['threshold']} confidence, or no telling word): {low['share']:.1%} of "
+            f"utterances (accuracy {low['accuracy_low']}); the others: accuracy {low['accuracy_confident']}",
             "Reliability: "
             + ", ".join(
                 f"[{b['from']:.1f}, {b['to']:.1f}) n={b['n']} conf {b['confidence']:.2f} acc {b['accuracy']:.2f}"

@@ -48,7 +48,7 @@ def test_detect_contract(client, text, moment):
     assert body["low_confidence"] is (body["confidence"] < threshold)
 
 
-@pytest.mark.parametrize("text", ["ok", "Bonjour !", "merci bcp", "hello there", "oui d'accord"])
+@pytest.mark.parametrize("text", ["ok", "Bonjour !", "merci bcp", "hello there", "oui d'accord", "hi there :)"])
 def test_low_confidence_is_said_not_hidden(client, text):
     """Words that say nothing of a moment are answered as unsure, not with the moment they most often open (a
     greeting opens more discovery questions: before the examples of no moment, 'bonjour' was discovery at 0.9998)."""
