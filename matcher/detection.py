@@ -44,6 +44,7 @@ class Detection:
     confidence: float
     scores: dict[str, float]
     low_confidence: bool
+    says_nothing: bool = False  # no word of the text tells a moment ("hello there"): unsure however confident
 
 
 class MomentDetector:
@@ -116,8 +117,8 @@ class MomentDetector:
         p = self.probabilities([text], None if vector is None else vector[None])[0]
         best = int(np.argmax(p))
         scores = {m: round(float(v), 4) for m, v in zip(self.moments, p, strict=True)}
-        unsure = float(p[best]) < self.threshold or not self.says_something(text)
-        return Detection(self.moments[best], float(p[best]), scores, unsure)
+        empty = not self.says_something(text)
+        return Detection(self.moments[best], float(p[best]), scores, float(p[best]) < self.threshold or empty, empty)
 
 
 def training_examples(moments: dict[str, Moment], examples_file: Path | None) -> tuple[list[str], list[str]]:

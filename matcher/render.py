@@ -67,7 +67,12 @@ def public_match_dict(full: dict[str, Any]) -> dict[str, Any]:
 def detection_dict(detection: Detection, language: str | None = None) -> dict[str, Any]:
     """The detected moment; when unsure, a message says so and names the runner-up."""
     message = None
-    if detection.low_confidence:
+    if detection.says_nothing:
+        message = (
+            f"Unsure of the moment: no word of the text tells one (results are for {detection.moment}). "
+            "Ask the customer a question or send a moment."
+        )
+    elif detection.low_confidence:
         second = sorted(detection.scores.items(), key=lambda item: -item[1])[1]
         message = (
             f"Unsure of the moment ({detection.confidence:.2f}): results are for {detection.moment}, "
