@@ -45,6 +45,7 @@ class Settings:
     scoring_file: Path = PACKAGE_DIR / "data" / "scoring.json"
     fatigue_file: Path = PACKAGE_DIR / "data" / "fatigue.json"  # caps on activations per category and window
     products_file: Path = PACKAGE_DIR / "data" / "products.json"  # aliases of the data's products
+    translations_file: Path = PACKAGE_DIR / "data" / "translations.tsv"  # English words' French equivalents
     batch_size: int = 32
     # What encodes records (imports) and moments: "onnx" (an fp32 ONNX export run by onnxruntime: the same vectors
     # as "torch", sentence-transformers on PyTorch, in less time) or "torch".
@@ -67,6 +68,7 @@ class Settings:
             "scoring_file",
             "fatigue_file",
             "products_file",
+            "translations_file",
             "cache_dir",
         ):  # accept str paths too
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser())

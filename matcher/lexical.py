@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
+from matcher.errors import ConfigError
 from matcher.scoring import fold
 
 COLUMNS = {"influencers": ("name", "bio", "topics"), "content": ("title", "text", "topics")}
@@ -32,19 +33,60 @@ STOPWORDS = frozenset(
 )
 
 
-def query_terms(text: str) -> list[str]:
+class Translations:
+    """English words and their usual French equivalents: an English query's words then also look for French
+    records' words ("battery" for "batterie"), the weakest case of retrieval (lexical matching cannot cross
+    languages, and the packaged English model only partly can). Only the first, most common, equivalent is looked
+    for (`matcher eval`: more of them matched more noise), and a word that is also a French word of the list
+    ("pain", "chat") is not translated: it may be the French one."""
+
+    def __init__(self, french_of: dict[str, str], french_words: set[str]):
+        self.french_of = {english: french for english, french in french_of.items() if english not in french_words}
+
+    @classmethod
+    @functools.cache
+    def load(cls, path: Path) -> Translations:
+        """From a file of lines ``english<TAB>french[,french...]`` (# starts a comment); none if there is no file."""
+        french_of: dict[str, str] = {}
+        french_words: set[str] = set()
+        if not Path(path).exists():
+            return cls({}, set())
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            english, _, equivalents = line.partition("\t")
+            french = [fold(w.strip()) for w in equivalents.split(",") if w.strip()]
+            if not english.strip() or not french:
+                raise ConfigError(f"{path}, line {number}: expected an English word, a tab, French words: {line!r}")
+            single = [w for w in french if WORD.fullmatch(w)]  # "week-end" would be two words to the index
+            if single:
+                french_of.setdefault(fold(english.strip()), single[0])
+            french_words.update(french)
+        return cls(french_of, french_words)
+
+    def of(self, words: Iterable[str]) -> list[str]:
+        """The French equivalents of those of ``words`` that have one, in order."""
+        return [self.french_of[w] for w in words if w in self.french_of]
+
+
+NO_TRANSLATIONS = Translations({}, set())
+
+
+def query_terms(text: str, translations: Translations = NO_TRANSLATIONS) -> list[str]:
     """The words of ``text`` that can match: folded, without stop words or single letters, in order, once each,
-    and each one token for FTS5 (what it makes of a word is that word's only token)."""
+    and each one token for FTS5 (what it makes of a word is that word's only token); then the French equivalents
+    of its English words (``translations``), on the same terms."""
     seen: dict[str, None] = {}
-    for word in WORD.findall(fold(text)):
+    words = WORD.findall(fold(text))
+    for word in [*words, *translations.of(words)]:
         if len(word) > 1 and word not in STOPWORDS and len(TOKENIZER_.word(word)) == 1:
             seen.setdefault(word, None)
     return list(seen)
 
 
-def query_tokens(text: str) -> list[str]:
+def query_tokens(text: str, translations: Translations = NO_TRANSLATIONS) -> list[str]:
     """The indexed token of each query term, in order (two words may share a stem: each still counts, as in FTS5)."""
-    return [TOKENIZER_.word(word)[0] for word in query_terms(text)]
+    return [TOKENIZER_.word(word)[0] for word in query_terms(text, translations)]
 
 
 def match_expression(text: str) -> str | None:

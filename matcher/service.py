@@ -98,6 +98,7 @@ class Engine:
         self.opened = self.index.open()  # 'loaded', 'built' or 'repaired (why)'
         self.loop = Loop(self.store, self.catalogue, self.scoring, load_rules(settings.fatigue_file), self.moments)
         self.loop.sync()
+        self.translations = lexical.Translations.load(settings.translations_file)
         self.ranker = Ranker(self.store, self.catalogue, self.scoring, self.loop, load_aliases(settings.products_file))
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
         self.planning = Planning(self.store, set(self.moments), on_write=self.loop.fatigue.refresh)
@@ -148,7 +149,7 @@ class Engine:
             moment=moment,
             query=query,
             query_vector=(query_vector if query_vector is not None else self._embed_query(query)) if query else None,
-            tokens=tuple(lexical.query_tokens(query)) if query else (),
+            tokens=tuple(lexical.query_tokens(query, self.translations)) if query else (),
             query_weight=relevance["query_weight"],
             moment_weight=relevance["moment_weight"],
         )
@@ -438,8 +439,10 @@ def _encode_one(encoder: Encoder, text: str) -> np.ndarray:
 def _fingerprint(settings: Settings, model: str) -> str:
     """A short hash of what shapes every answer besides the data: the moments and scoring files, the model."""
     digest = hashlib.sha256(model.encode())
-    for path in (settings.moments_file, settings.scoring_file, settings.fatigue_file, settings.products_file):
-        digest.update(Path(path).read_bytes())
+    files = (settings.moments_file, settings.scoring_file, settings.fatigue_file, settings.products_file)
+    for path in (*files, settings.translations_file):
+        if Path(path).exists():  # the aliases and translations files may be left out
+            digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -131,3 +131,49 @@ def test_tokens_read_a_chunk_at_a_time_are_the_tokens_read_at_once(engine, monke
             assert expected.any()
             for other in (indexed, chunked, indexed_chunked):
                 np.testing.assert_allclose(other.scores(query, len(keys)), expected, rtol=1e-12)
+
+
+def test_translations_add_the_first_single_french_word(tmp_path):
+    path = tmp_path / "translations.tsv"
+    path.write_text(
+        "# a comment\nbattery\tbatterie,pile\nweekend\tweek-end,fin\nbread\tpain\npain\tdouleur\nprice\tprix\n",
+        encoding="utf-8",
+    )
+    translations = lexical.Translations.load(path)
+    assert lexical.query_terms("battery price this weekend", translations) == [
+        "battery", "price", "weekend", "batterie", "prix", "fin"
+    ]  # fmt: skip
+    assert lexical.query_terms("pain", translations) == ["pain"]  # also a French word of the list: maybe French
+    assert lexical.query_terms("battery price") == ["battery", "price"]  # none given, none added
+    assert lexical.Translations.load(tmp_path / "missing.tsv").french_of == {}
+
+
+def test_a_malformed_translation_line_is_named(tmp_path):
+    from matcher.errors import ConfigError
+
+    path = tmp_path / "translations.tsv"
+    path.write_text("battery\tbatterie\nprice prix\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 2"):
+        lexical.Translations.load(path)
+
+
+def test_an_english_word_finds_french_content_by_its_words(homelive_dir, contents, tmp_path):
+    """Lexical retrieval alone, so only words can bring a piece: with the translations, 'holidays' finds pieces
+    that only say 'vacances'; without them, none of those."""
+    from matcher.service import Engine
+
+    words = lambda c: scoring.fold(f"{c.get('title', '')} {c.get('text', '')}")  # noqa: E731
+    french_only = {i for i, c in contents.items() if "vacances" in words(c) and "holiday" not in words(c)}
+    assert french_only
+
+    def found(settings: Settings) -> set[str]:
+        engine = Engine(settings)
+        engine.served_log = False
+        try:
+            result = engine.match("desirability", "holidays", limit=50, retrieval="lexical")
+        finally:
+            engine.close()
+        return {r.row["id"] for r in result.content}
+
+    assert french_only & found(Settings(data_dir=homelive_dir))
+    assert not french_only & found(Settings(data_dir=homelive_dir, translations_file=tmp_path / "none.tsv"))
