@@ -87,10 +87,7 @@ class MomentDetector:
         self._model.fit(self._features(texts, vectors), labels)
         self.moments = [str(m) for m in self._model.classes_]
         # Words that say nothing of a moment: stop words and those of the examples taught for every moment.
-        moments_of = defaultdict(set)
-        for text, label in zip(texts, labels, strict=True):
-            moments_of[text].add(label)
-        said_nothing = (t for t, m in moments_of.items() if len(m) == len(self.moments))
+        said_nothing = (t for t, m in moments_taught(texts, labels).items() if len(m) == len(self.moments))
         self.empty_words = STOPWORDS | {w for t in said_nothing for w in WORD.findall(fold(t))}
 
     def says_something(self, text: str) -> bool:
@@ -150,6 +147,14 @@ def training_examples(moments: dict[str, Moment], examples_file: Path | None) ->
             skipped,
         )
     return texts, labels
+
+
+def moments_taught(texts: Sequence[str], labels: Sequence[str]) -> dict[str, set[str]]:
+    """Each distinct example's moments: one for most, all of them for an example of no moment."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for text, label in zip(texts, labels, strict=True):
+        out[text].add(label)
+    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -223,7 +228,12 @@ def evaluate_detection(
         for view in ("embedding", "ngrams")
     }
     centroids = np.vstack([cached.encode(moments[n].texts()).mean(axis=0) for n in names])
-    report: dict = {"training_examples": len(texts), "sets": {}}
+    moments_of = moments_taught(texts, labels)
+    report: dict = {
+        "training_examples": sum(len(m) == 1 for m in moments_of.values()),
+        "examples_of_no_moment": sum(len(m) == len(names) for m in moments_of.values()),
+        "sets": {},
+    }
     for set_name, heldout in heldout_sets.items():
         utterances = [u["text"] for u in heldout]
         p = detector.probabilities(utterances)
@@ -239,9 +249,6 @@ def evaluate_detection(
 
     cv = {}
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(texts, labels))
-    moments_of = defaultdict(set)
-    for text, label in zip(texts, labels, strict=True):
-        moments_of[text].add(label)
     scored = [len(moments_of[t]) == 1 for t in texts]  # not the examples of no moment: no answer is right for them
     for c in (1.0, 4.0, 16.0, 64.0):
         scores = []
@@ -317,7 +324,10 @@ def _calibration(
 def format_detection_report(report: dict, tuned: dict[str, bool] | None = None) -> str:
     """Each set's tables, then (``tuned``: set name -> whether anything was tuned on it) the generalisation line."""
     tuned = tuned or {}
-    lines = [f"Moment detection: trained on {report['training_examples']} examples"]
+    lines = [
+        f"Moment detection: trained on {report['training_examples']} examples "
+        f"and {report['examples_of_no_moment']} of no moment"
+    ]
     for set_name, found in report["sets"].items():
         unseen = " (unseen: nothing was tuned on it)" if tuned.get(set_name) is False else ""
         lines += ["", f"== {set_name}{unseen}: {found['heldout_utterances']} held-out utterances", ""]
