@@ -89,9 +89,9 @@ def query_tokens(text: str, translations: Translations = NO_TRANSLATIONS) -> lis
     return [TOKENIZER_.word(word)[0] for word in query_terms(text, translations)]
 
 
-def match_expression(text: str) -> str | None:
+def match_expression(text: str, translations: Translations = NO_TRANSLATIONS) -> str | None:
     """An FTS5 query matching any of the words (each quoted, so no word is read as FTS syntax)."""
-    terms = query_terms(text)
+    terms = query_terms(text, translations)
     return " OR ".join(f'"{t}"' for t in terms) or None
 
 

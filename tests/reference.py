@@ -91,7 +91,7 @@ def _candidates(engine, data, kind, target, need, accepted_keys, include=()) -> 
     if target["vector"] is not None:
         dense = target["qw"] * (vectors @ target["vector"]) + target["mw"] * dense
     similarity = dict(zip(keys, dense.tolist(), strict=True))
-    expression = lexical.match_expression(target["query"]) if target["query"] else None
+    expression = lexical.match_expression(target["query"], engine.translations) if target["query"] else None
     weights = engine.scoring["lexical"]["column_weights"][kind]
     bm25 = dict(lexical.search(engine.store.db, kind, expression, weights, 10**9)) if expression else {}
     pool = {k for k in include if k in similarity}
