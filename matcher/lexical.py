@@ -35,7 +35,7 @@ STOPWORDS = frozenset(
 
 class Translations:
     """English words and their usual French equivalents: an English query's words then also look for French
-    records' words ("battery" for "batterie"), the weakest case of retrieval (lexical matching cannot cross
+    records' words ("vacances" for "holidays"), the weakest case of retrieval (lexical matching cannot cross
     languages, and the packaged English model only partly can). Only the first, most common, equivalent is looked
     for (`matcher eval`: more of them matched more noise), and a word that is also a French word of the list
     ("pain", "chat") is not translated: it may be the French one."""

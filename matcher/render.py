@@ -65,7 +65,8 @@ def public_match_dict(full: dict[str, Any]) -> dict[str, Any]:
 
 
 def detection_dict(detection: Detection, language: str | None = None) -> dict[str, Any]:
-    """The detected moment; when unsure, a message says so and names the runner-up."""
+    """The detected moment; when unsure, a message says so and names the runner-up (or says that no word of the
+    text tells a moment)."""
     message = None
     if detection.says_nothing:
         message = (
