@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -67,14 +68,23 @@ class Server:
 
 def bulk(count: int, tag: str) -> bytes:
     """``count`` new pieces of content, copies of the fixtures under new ids."""
-    pieces = read_jsonl(FIXTURES / "content.jsonl")
+    pieces = fixture_pieces()
     lines = []
     for n in range(count):
         piece = pieces[n % len(pieces)]
-        lines.append(
-            json.dumps({**piece, "id": f"cnt-{tag}-{n}", "title": f"{piece['title']} ({tag} {n})"}, ensure_ascii=False)
-        )
+        lines.append(json.dumps({**piece, "id": f"cnt-{tag}-{n}", "title": title_of(n, tag)}, ensure_ascii=False))
     return "\n".join(lines).encode()
+
+
+@functools.cache
+def fixture_pieces() -> list[dict]:
+    return read_jsonl(FIXTURES / "content.jsonl")
+
+
+def title_of(n: int, tag: str) -> str:
+    """The title of ``bulk``'s piece ``n``: its fixture's, tagged (what a planner looking for it would type)."""
+    pieces = fixture_pieces()
+    return f"{pieces[n % len(pieces)]['title']} ({tag} {n})"
 
 
 def rows_like(data: Path, prefix: str) -> int:
@@ -161,7 +171,7 @@ def test_sigkill_during_imports_loses_nothing_committed(homelive_dir, tmp_path, 
     status, body = request(
         f"{server.url}/v1/match",
         json.dumps(
-            {"moment": "technical_validation", "query": "(small 7)", "types": ["content"], "limit": 20}
+            {"moment": "technical_validation", "query": title_of(7, "small"), "types": ["content"], "limit": 20}
         ).encode(),
     )
     assert status == 200 and "cnt-small-7" in {c["id"] for c in body["content"]}
