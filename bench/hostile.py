@@ -1599,77 +1599,18 @@ class Cases:
             out.append(
                 Case("params", f"widget demo ?{query[:40]} (not dev: 404)", "GET", f"/widget/demo?{query}", role=None)
             )
-        out.append(
-            Case(
-                "params",
-                "If-None-Match: *",
-                "GET",
-                "/v1/match?moment=discovery",
-                role="widget",
-                headers=[("If-None-Match", "*")],
-            )
-        )
-        out.append(
-            Case(
-                "params",
-                "If-None-Match: 5 KB",
-                "GET",
-                "/v1/match?moment=discovery",
-                role="widget",
-                headers=[("If-None-Match", '"' + "a" * 5000 + '"')],
-            )
-        )
-        out.append(
-            Case(
-                "params",
-                "If-None-Match garbage",
-                "GET",
-                "/widget.js",
-                role=None,
-                headers=[("If-None-Match", 'W/"\x01,,,"')],
-            )
-        )
-        out.append(
-            Case(
-                "params",
-                "X-Request-ID 5 KB and odd",
-                "GET",
-                "/v1/moments",
-                role="planner",
-                headers=[("X-Request-ID", "../\x01" + "r" * 5000)],
-            )
-        )
-        out.append(
-            Case(
-                "params",
-                "X-Forwarded-For spoofed",
-                "GET",
-                "/v1/moments",
-                role="planner",
-                headers=[("X-Forwarded-For", "1.2.3.4, ::1, garbage")],
-            )
-        )
-        out.append(
-            Case(
-                "params",
-                "Accept-Language garbage",
-                "GET",
-                "/planner",
-                role=None,
-                headers=[("Accept-Language", "*;q=NaN, fr;q=-1, " + "x" * 3000)],
-            )
-        )
-        out.append(Case("params", "Range header", "GET", "/widget.js", role=None, headers=[("Range", "bytes=-1,0-")]))
-        out.append(
-            Case(
-                "params",
-                "Accept-Encoding odd",
-                "GET",
-                "/openapi.json",
-                role=None,
-                headers=[("Accept-Encoding", "gzip;q=2, br, *;q=0")],
-            )
-        )
+        odd_headers = [  # (desc, path, role, header): one header each, on a GET
+            ("If-None-Match: *", "/v1/match?moment=discovery", "widget", ("If-None-Match", "*")),
+            ("If-None-Match: 5 KB", "/v1/match?moment=discovery", "widget", ("If-None-Match", '"' + "a" * 5000 + '"')),
+            ("If-None-Match garbage", "/widget.js", None, ("If-None-Match", 'W/"\x01,,,"')),
+            ("X-Request-ID 5 KB and odd", "/v1/moments", "planner", ("X-Request-ID", "../\x01" + "r" * 5000)),
+            ("X-Forwarded-For spoofed", "/v1/moments", "planner", ("X-Forwarded-For", "1.2.3.4, ::1, garbage")),
+            ("Accept-Language garbage", "/planner", None, ("Accept-Language", "*;q=NaN, fr;q=-1, " + "x" * 3000)),
+            ("Range header", "/widget.js", None, ("Range", "bytes=-1,0-")),
+            ("Accept-Encoding odd", "/openapi.json", None, ("Accept-Encoding", "gzip;q=2, br, *;q=0")),
+        ]
+        for desc, path, role, header in odd_headers:
+            out.append(Case("params", desc, "GET", path, role=role, headers=[header]))
         return out
 
     def auth(self, keys: dict[str, str], revoked: str) -> list[Case]:
