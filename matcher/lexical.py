@@ -76,12 +76,12 @@ def query_terms(text: str, translations: Translations = NO_TRANSLATIONS) -> list
     """The words of ``text`` that can match: folded, without stop words or single letters, in order, once each,
     and each one token for FTS5 (what it makes of a word is that word's only token); then the French equivalents
     of its English words (``translations``), on the same terms."""
-    seen: dict[str, None] = {}
-    words = WORD.findall(fold(text))
-    for word in [*words, *translations.of(words)]:
-        if len(word) > 1 and word not in STOPWORDS and len(TOKENIZER_.word(word)) == 1:
-            seen.setdefault(word, None)
-    return list(seen)
+
+    def matchable(words: Iterable[str]) -> list[str]:
+        return [w for w in words if len(w) > 1 and w not in STOPWORDS and len(TOKENIZER_.word(w)) == 1]
+
+    terms = matchable(WORD.findall(fold(text)))
+    return list(dict.fromkeys([*terms, *matchable(translations.of(terms))]))  # a stop word is not translated
 
 
 def query_tokens(text: str, translations: Translations = NO_TRANSLATIONS) -> list[str]:

@@ -145,6 +145,9 @@ def test_translations_add_the_first_single_french_word(tmp_path):
     ]  # fmt: skip
     assert lexical.query_terms("pain", translations) == ["pain"]  # also a French word of the list: maybe French
     assert lexical.query_terms("battery price") == ["battery", "price"]  # none given, none added
+    stop_words = lexical.Translations({"ai": "ia", "now": "maintenant"}, set())
+    assert stop_words.of(["ai"]) == ["ia"]
+    assert lexical.query_terms("j'ai une caméra now", stop_words) == ["camera"]  # stop words: not translated either
     assert lexical.Translations.load(tmp_path / "missing.tsv").french_of == {}
 
 
