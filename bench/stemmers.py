@@ -50,7 +50,8 @@ def stemmings() -> dict[str, Callable[[str, str], tuple[str, ...]] | None]:
 
 
 class Swapped:
-    """The engine's lexical tokens made by ``stem`` instead of FTS5, while inside ``with``."""
+    """The engine's lexical tokens made by ``stem`` instead of FTS5, while inside ``with`` (records' tokens as read
+    at start: the evaluation writes nothing, whose tokens would come from FTS5's tokenizer)."""
 
     def __init__(self, stem: Callable[[str, str], tuple[str, ...]]):
         self.stem = functools.lru_cache(maxsize=None)(stem)
