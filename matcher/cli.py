@@ -136,7 +136,7 @@ main.add_command(reindex, "index")  # the name it had first
 def check(settings: Settings) -> None:
     """Verify that the database and the saved indexes agree; exit with status 1 if they do not."""
     from matcher.catalogue import Catalogue
-    from matcher.embedding import encoders
+    from matcher.embedding import encoders, moments_encoder
     from matcher.indexing import Indexes
     from matcher.moments import load_moments, moment_vectors
     from matcher.scoring import load_scoring
@@ -153,11 +153,10 @@ def check(settings: Settings) -> None:
         for problem in damaged:
             click.echo(f"  {problem}", err=True)
         sys.exit(1)
-    encoder = encoders(settings)[0]
+    encoder, queries = encoders(settings)
     moments = load_moments(settings.moments_file)
-    catalogue = Catalogue(
-        store, load_scoring(settings.scoring_file), moments, moment_vectors(moments, encoder), encoder.dimension
-    )
+    vectors = moment_vectors(moments, moments_encoder(encoder, queries))
+    catalogue = Catalogue(store, load_scoring(settings.scoring_file), moments, vectors, encoder.dimension)
     problems = Indexes(store, encoder, catalogue, settings.data_dir).check()
     counts = {kind: store.count(kind) for kind in ("influencers", "content")}
     click.echo(

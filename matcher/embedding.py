@@ -101,15 +101,84 @@ def load_encoder(model: str, batch_size: int = 32, backend: str = "torch", cache
     return OnnxEncoder(model, backend, Path(cache_dir), threads=os.cpu_count() or 1, batch_size=batch_size)
 
 
+class JoinedEncoder:
+    """Two encoders as one: each vector is both models' vectors side by side, so that one inner product is a
+    weighted sum of the two models' similarities. Records are encoded as [a, b] / sqrt(2) and queries as
+    sqrt(2) * [(1 - w) a, w b], so that query . record = (1 - w) cos_a + w cos_b: the weight lives in the queries
+    alone and can change without re-embedding a record. Moments are records here (their centroids are means of
+    texts' vectors)."""
+
+    def __init__(self, first: Encoder, second: Encoder, weight: float | None = None):
+        if weight is not None and not 0.0 <= weight <= 1.0:
+            raise ConfigError(f"The second encoder's weight must be between 0 and 1, not {weight}.")
+        self.parts = (first, second)
+        self.weight = weight
+        self.scales = (0.5**0.5, 0.5**0.5) if weight is None else (2**0.5 * (1 - weight), 2**0.5 * weight)
+        self.name = f"{first.name}+{second.name}" + ("" if weight is None else f"@{weight:g}")
+        self.dimension = first.dimension + second.dimension
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = [scale * part.encode(texts) for part, scale in zip(self.parts, self.scales, strict=True)]
+        return np.ascontiguousarray(np.hstack(vectors), dtype=np.float32)
+
+    def centroid(self, texts: Sequence[str]) -> np.ndarray:
+        """What these texts are about, as a query: each model's unit mean of their vectors, side by side and
+        scaled as this encoder's queries, so that a record's similarity to it is the weighted sum of each model's
+        similarity to its own centroid (a unit mean of joined vectors would let e5's, whose vectors lie close
+        together and so have the longer mean, outweigh MiniLM's whatever the weight)."""
+        means = [part.encode(list(texts)).mean(axis=0) for part in self.parts]
+        units = [m / max(float(np.linalg.norm(m)), 1e-12) for m in means]
+        return np.hstack([scale * u for u, scale in zip(units, self.scales, strict=True)]).astype(np.float32)
+
+    def weighted(self, weight: float | None) -> JoinedEncoder:
+        """The same models, their similarities weighted as ``weight`` says (None: equally)."""
+        return JoinedEncoder(*self.parts, weight)
+
+    def set_threads(self, threads: int) -> None:
+        self._each("set_threads", threads)
+
+    def close(self) -> None:
+        self._each("close")
+
+    def open(self) -> None:
+        self._each("open")
+
+    def _each(self, method: str, *args: Any) -> None:
+        for part in self.parts:
+            call = getattr(part, method, None)
+            if call is not None:
+                call(*args)
+
+
+SECOND_ENCODERS = ("", "e5")
+
+
 def encoders(settings: Any) -> tuple[Encoder, Encoder]:
-    """(records' encoder, queries' encoder) as the settings name them; the same object when they are the same."""
+    """(records' encoder, queries' encoder) as the settings name them; the same object when they are the same.
+    With ``second_encoder`` "e5", each is joined to multilingual-e5-small's (``JoinedEncoder``)."""
     records = load_encoder(settings.model, settings.batch_size, settings.encoder, settings.cache_dir)
     queries = load_encoder(
         settings.model, settings.batch_size, settings.query_encoder or settings.encoder, settings.cache_dir
     )
     if queries.dimension != records.dimension:
         raise ConfigError(f"The query encoder gives {queries.dimension} dimensions, the records' {records.dimension}.")
+    if settings.second_encoder not in SECOND_ENCODERS:
+        raise ConfigError(f"Unknown second encoder {settings.second_encoder!r}: empty (none) or e5.")
+    if settings.second_encoder:
+        from matcher.e5_encoder import NAME
+
+        passages = load_encoder(NAME, settings.batch_size, "e5", settings.cache_dir)
+        words = load_encoder(NAME, settings.batch_size, "e5-query", settings.cache_dir)
+        records = JoinedEncoder(records, passages)
+        queries = JoinedEncoder(queries, words, settings.second_weight)
     return records, queries
+
+
+def moments_encoder(records: Encoder, queries: Encoder) -> Encoder:
+    """What encodes moments' texts: the records' encoder, weighted as queries are when both are joined."""
+    if isinstance(records, JoinedEncoder) and isinstance(queries, JoinedEncoder):
+        return records.weighted(queries.weight)
+    return records
 
 
 def detector_encoder(settings: Any, records: Encoder) -> Encoder:

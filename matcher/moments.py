@@ -60,7 +60,8 @@ def moment_vectors(moments: dict[str, Moment], encoder: Encoder) -> dict[str, Mo
 def _mean_unit(encoder: Encoder, texts: tuple[str, ...]) -> np.ndarray:
     """The unit mean of ``texts``' vectors: once per encoder and texts in a process (every engine of a test suite
     or of the evaluation encoded the same moments again, ~1 s each)."""
-    vector = _unit(encoder.encode(list(texts)).mean(axis=0))
+    centroid = getattr(encoder, "centroid", None)  # a joined encoder's weighs its models (JoinedEncoder.centroid)
+    vector = centroid(texts) if centroid is not None else _unit(encoder.encode(list(texts)).mean(axis=0))
     vector.setflags(write=False)
     return vector
 

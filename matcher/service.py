@@ -79,7 +79,7 @@ class Engine:
             encoder, query_encoder = embedding.encoders(settings)
         self.encoder = encoder  # records and moments
         self.query_encoder = query_encoder or encoder  # queries and customers' words
-        self.moment_vectors = moment_vectors(self.moments, self.encoder)
+        self.moment_vectors = moment_vectors(self.moments, embedding.moments_encoder(self.encoder, self.query_encoder))
         self._embed_query = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.query_encoder))
         self._embed_words = functools.lru_cache(maxsize=2048)(functools.partial(_encode_one, self.encoder))
         self.detector_encoder = embedding.detector_encoder(settings, self.encoder)  # customers' words, for moments
@@ -206,7 +206,9 @@ class Engine:
         """For a chatbot: detect the moment of a customer's words, then match them as the query (one embedding of
         the words serves both). ``serving``: as ``match`` takes them (policy, request_id, caller)."""
         detection = self.detect(text)
-        vector = self._embed_words(text.strip())
+        # one embedding serves both, but a joined encoder's records' vectors are not queries (e5's prefix, weights)
+        joined = isinstance(self.query_encoder, embedding.JoinedEncoder)
+        vector = (self._embed_query if joined else self._embed_words)(text.strip())
         result = self.match(detection.moment, text, filters, limit, types, query_vector=vector, **serving)
         return dataclasses.replace(result, detection=detection)  # the result may be cached: a copy
 

