@@ -5,6 +5,7 @@ French gap, for MiniLM alone (the default) and for e5's weight in the dense simi
 
     python bench/encoder_ensemble.py                    # every set of eval/sets.json whose files are here
     python bench/encoder_ensemble.py --set velonia --weights 0.5
+    python bench/encoder_ensemble.py --set youtube-fr --weights 0.5 --latency 300   # and a text match's cost
 
 Each set is loaded twice into --work (default .cache/bench-ensemble; kept between runs), once per records'
 encoder; the weight is the queries' alone, so one joined load serves every weight. e5 encodes records slowly
@@ -23,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.load import distinct_queries  # noqa: E402
 from matcher import embedding, evaluation  # noqa: E402
 from matcher.config import PROJECT_DIR, Settings  # noqa: E402
 from matcher.service import Engine  # noqa: E402
@@ -47,6 +49,18 @@ def figures(engine: Engine, judgements: list[evaluation.Judgement]) -> dict[str,
     return evaluation.headline(evaluation.evaluate(engine, judgements, 10, chosen))
 
 
+def latency(engine: Engine, queries: list[str]) -> str:
+    """A text match's median and 99th percentile over ``queries`` (each new to the process, so each encoded), on
+    one thread as a worker has when there is one per core (``bench/serving.py``)."""
+    from bench.serving import ms, single_thread, timed
+
+    single_thread(engine)
+    for q in queries[:20]:
+        engine.match("technical_validation", q)
+    t = ms(timed(lambda q: engine.match("technical_validation", q), queries[20:]))
+    return f"  text match p50 {t['p50']:.1f} ms, p99 {t['p99']:.1f} ms (n={t['n']}, one thread)"
+
+
 def row(label: str, h: dict[str, float | None]) -> str:
     def f(v: float | None) -> str:
         return f"{v:8.3f}" if v is not None else "       -"
@@ -60,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", action="append", help="an evaluation set of eval/sets.json (default: all here)")
     parser.add_argument("--weights", type=float, nargs="+", default=[0.3, 0.5, 0.7], help="e5's weights to try")
+    parser.add_argument("--latency", type=int, default=0, help="also time this many text matches per engine")
     parser.add_argument("--work", type=Path, default=PROJECT_DIR / ".cache" / "bench-ensemble")
     args = parser.parse_args()
     print(f"nDCG@10{'':17}{'overall':>8}{'infl':>8}{'content':>8}{'fr':>8}{'en':>8}{'en-fr':>8}")
@@ -70,10 +85,14 @@ def main() -> None:
             continue
         print(f"== {name}{'' if s.tuned else ' (unseen: nothing was tuned on it)'}", flush=True)
         judgements = evaluation.load_judgements(s.judgements)
+        contents = [f for f in s.load if "content" in Path(f).name]
+        timing = distinct_queries(args.latency + 20, contents) if args.latency else []
         alone = Settings.from_env({"data_dir": args.work / name, "second_encoder": ""})
         loaded(alone.data_dir, s.load, alone)
         engine = Engine(alone)
         print(row("minilm (default)", figures(engine, judgements)), flush=True)
+        if args.latency:
+            print(latency(engine, timing), flush=True)
         engine.close()
         joined = Settings.from_env({"data_dir": args.work / f"{name}-joined", "second_encoder": "e5"})
         loaded(joined.data_dir, s.load, joined)
@@ -82,6 +101,8 @@ def main() -> None:
             queries = embedding.encoders(Settings.from_env({"second_encoder": "e5", "second_weight": weight}))[1]
             engine = Engine(joined, encoder=records, query_encoder=queries)
             print(row(f"+ e5 at {weight:g}", figures(engine, judgements)), flush=True)
+            if args.latency and weight == args.weights[0]:  # the weight does not change the work
+                print(latency(engine, timing), flush=True)
             engine.close()
 
 

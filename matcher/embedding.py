@@ -181,15 +181,25 @@ def moments_encoder(records: Encoder, queries: Encoder) -> Encoder:
     return records
 
 
+DETECTOR_ENCODERS = ("", "e5-query", "records+e5")
+
+
 def detector_encoder(settings: Any, records: Encoder) -> Encoder:
-    """What the moment detector embeds words with: the records' encoder, or the one ``detector_encoder`` names."""
-    if not settings.detector_encoder:
+    """What the moment detector embeds words with: the records' encoder (empty), multilingual-e5-small's query side
+    (``e5-query``), or the records' model and e5 side by side (``records+e5``, e5's passage side: the records'
+    vectors themselves when the second encoder is e5 already). README, *Relevance, measured*, has each's figures."""
+    choice = settings.detector_encoder
+    if not choice:
         return records
-    if not settings.detector_encoder.startswith("e5"):
-        raise ConfigError(f"Unknown detector encoder {settings.detector_encoder!r}: empty (the records') or e5-query.")
+    if choice not in DETECTOR_ENCODERS:
+        raise ConfigError(f"Unknown detector encoder {choice!r}: empty (the records'), e5-query or records+e5.")
     from matcher.e5_encoder import NAME
 
-    return load_encoder(NAME, settings.batch_size, settings.detector_encoder, settings.cache_dir)
+    if choice == "e5-query":
+        return load_encoder(NAME, settings.batch_size, "e5-query", settings.cache_dir)
+    if isinstance(records, JoinedEncoder):
+        return records
+    return JoinedEncoder(records, load_encoder(NAME, settings.batch_size, "e5", settings.cache_dir))
 
 
 def resolve_model(model: str) -> str:

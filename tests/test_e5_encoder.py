@@ -33,6 +33,16 @@ def test_the_detector_reads_words_with_the_encoder_its_setting_names():
     assert detector_encoder(Settings(), records) is records
     chosen = detector_encoder(Settings(detector_encoder="e5-query"), records)
     assert chosen.name == "multilingual-e5-small" and chosen is not records
+    # both side by side: the records' model beside e5's passage side, the records' own vectors if joined already
+    passages = load_encoder("multilingual-e5-small", 8, "e5")
+    both = detector_encoder(Settings(detector_encoder="records+e5"), records)
+    assert both.parts[0] is records and both.dimension == 768
+    expected = np.hstack([records.encode(["ça marche avec ma box ?"]), passages.encode(["ça marche avec ma box ?"])])
+    assert np.allclose(both.encode(["ça marche avec ma box ?"]), expected / 2**0.5, atol=1e-6)
+    joined = JoinedEncoder(records, passages)
+    assert detector_encoder(Settings(detector_encoder="records+e5"), joined) is joined
+    with pytest.raises(ConfigError, match="detector encoder"):
+        detector_encoder(Settings(detector_encoder="e5-passage"), records)
 
 
 def test_joined_vectors_score_the_weighted_sum_of_both_models_similarities():
