@@ -12,7 +12,7 @@ import functools
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,16 +38,23 @@ class Translations:
     records' words ("vacances" for "holidays"), the weakest case of retrieval (lexical matching cannot cross
     languages, and the packaged English model only partly can). Only the first, most common, equivalent is looked
     for (`matcher eval`: more of them matched more noise), and a word that is also a French word of the list
-    ("pain", "chat") is not translated: it may be the French one."""
+    ("pain", "chat") is not translated: it may be the French one. An expression of several words ("battery life")
+    is translated as a whole ("autonomie"), in place of its words ("batterie", "vie")."""
 
-    def __init__(self, french_of: dict[str, str], french_words: set[str]):
+    def __init__(
+        self, french_of: dict[str, str], french_words: set[str], phrases: dict[tuple[str, ...], str] | None = None
+    ):
         self.french_of = {english: french for english, french in french_of.items() if english not in french_words}
+        self.phrases = dict(phrases or {})
+        self.longest = max(map(len, self.phrases), default=1)
 
     @classmethod
     @functools.cache
     def load(cls, path: Path) -> Translations:
-        """From a file of lines ``english<TAB>french[,french...]`` (# starts a comment); none if there is no file."""
+        """From a file of lines ``english<TAB>french[,french...]`` (# starts a comment); none if there is no file.
+        The English side is a word or an expression of several."""
         french_of: dict[str, str] = {}
+        phrases: dict[tuple[str, ...], str] = {}
         french_words: set[str] = set()
         if not Path(path).exists():
             return cls({}, set())
@@ -55,18 +62,38 @@ class Translations:
             if not line.strip() or line.startswith("#"):
                 continue
             english, _, equivalents = line.partition("\t")
+            words = tuple(WORD.findall(fold(english)))
             french = [fold(w.strip()) for w in equivalents.split(",") if w.strip()]
-            if not english.strip() or not french:
-                raise ConfigError(f"{path}, line {number}: expected an English word, a tab, French words: {line!r}")
+            if not words or not french:
+                raise ConfigError(f"{path}, line {number}: expected English words, a tab, French words: {line!r}")
             single = [w for w in french if WORD.fullmatch(w)]  # "week-end" would be two words to the index
+            if len(words) > 1:
+                if single:
+                    phrases.setdefault(words, single[0])
+                continue  # an anglicism given for an expression ("setup", "live") keeps its English word translated
             if single:
-                french_of.setdefault(fold(english.strip()), single[0])
+                french_of.setdefault(words[0], single[0])
             french_words.update(french)
-        return cls(french_of, french_words)
+        return cls(french_of, french_words, phrases)
 
-    def of(self, words: Iterable[str]) -> list[str]:
-        """The French equivalents of those of ``words`` that have one, in order."""
-        return [self.french_of[w] for w in words if w in self.french_of]
+    def of(self, words: Sequence[str], translatable: Container[str] | None = None) -> list[str]:
+        """The French equivalents of ``words`` (a text's words in order), in order: a listed expression's in place
+        of its words', then each word's that has one (only of those in ``translatable``, if it is given)."""
+        found: list[str] = []
+        i = 0
+        while i < len(words):
+            for n in range(min(self.longest, len(words) - i), 1, -1):
+                phrase = self.phrases.get(tuple(words[i : i + n]))
+                if phrase is not None:
+                    found.append(phrase)
+                    i += n
+                    break
+            else:
+                word = words[i]
+                if word in self.french_of and (translatable is None or word in translatable):
+                    found.append(self.french_of[word])
+                i += 1
+        return found
 
 
 NO_TRANSLATIONS = Translations({}, set())
@@ -80,8 +107,10 @@ def query_terms(text: str, translations: Translations = NO_TRANSLATIONS) -> list
     def matchable(words: Iterable[str]) -> list[str]:
         return [w for w in words if len(w) > 1 and w not in STOPWORDS and len(TOKENIZER_.word(w)) == 1]
 
-    terms = matchable(WORD.findall(fold(text)))
-    return list(dict.fromkeys([*terms, *matchable(translations.of(terms))]))  # a stop word is not translated
+    words = WORD.findall(fold(text))
+    terms = matchable(words)
+    french = translations.of(words, set(terms))  # a stop word is not translated, but may be part of an expression
+    return list(dict.fromkeys([*terms, *matchable(french)]))
 
 
 def query_tokens(text: str, translations: Translations = NO_TRANSLATIONS) -> list[str]:

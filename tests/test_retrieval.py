@@ -151,6 +151,22 @@ def test_translations_add_the_first_single_french_word(tmp_path):
     assert lexical.Translations.load(tmp_path / "missing.tsv").french_of == {}
 
 
+def test_an_expression_is_translated_as_a_whole_in_place_of_its_words(tmp_path):
+    path = tmp_path / "translations.tsv"
+    path.write_text(
+        "battery\tbatterie\nlife\tvie\nbattery life\tautonomie\nhow to\ttuto\nliving-room\tsalon,séjour\n"
+        "test\tessai\n",
+        encoding="utf-8",
+    )
+    translations = lexical.Translations.load(path)
+    assert lexical.query_terms("battery life test", translations) == ["battery", "life", "test", "autonomie", "essai"]
+    assert lexical.query_terms("battery test", translations) == ["battery", "test", "batterie", "essai"]
+    assert "tuto" in lexical.query_terms("how to pair the speaker", translations)  # its words are stop words
+    for text in ("a living room lamp", "a living-room lamp"):  # a hyphen splits the English side as a query's
+        assert lexical.query_terms(text, translations)[-1] == "salon"
+    assert "tuto" not in lexical.query_terms("how fast to charge", translations)  # only the words side by side
+
+
 def test_a_malformed_translation_line_is_named(tmp_path):
     from matcher.errors import ConfigError
 
