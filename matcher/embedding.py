@@ -126,9 +126,16 @@ class JoinedEncoder:
         scaled as this encoder's queries, so that a record's similarity to it is the weighted sum of each model's
         similarity to its own centroid (a unit mean of joined vectors would let e5's, whose vectors lie close
         together and so have the longer mean, outweigh MiniLM's whatever the weight)."""
-        means = [part.encode(list(texts)).mean(axis=0) for part in self.parts]
-        units = [m / max(float(np.linalg.norm(m)), 1e-12) for m in means]
+        units = _unit_rows(np.vstack([part.encode(list(texts)).mean(axis=0) for part in self.parts]))
         return np.hstack([scale * u for u, scale in zip(units, self.scales, strict=True)]).astype(np.float32)
+
+    def __eq__(self, other: object) -> bool:
+        """The same models at the same weight encode alike: what is cached per encoder (moments' centroids,
+        ``moments._mean_unit``) serves every engine, not only the one that made its ``weighted`` copy."""
+        return isinstance(other, JoinedEncoder) and (self.parts, self.weight) == (other.parts, other.weight)
+
+    def __hash__(self) -> int:
+        return hash((self.parts, self.weight))
 
     def weighted(self, weight: float | None) -> JoinedEncoder:
         """The same models, their similarities weighted as ``weight`` says (None: equally)."""

@@ -70,6 +70,11 @@ def test_joined_vectors_score_the_weighted_sum_of_both_models_similarities():
     assert np.allclose(r @ records.weighted(0.3).centroid(moment), expected, atol=1e-5)
     assert np.allclose(moments_encoder(records, queries).centroid(moment), records.weighted(0.3).centroid(moment))
     assert moments_encoder(minilm, minilm) is minilm
+    # equal when their models and weight are: what is cached per encoder (moments' centroids) is found again
+    assert records.weighted(0.3) == moments_encoder(records, queries) and hash(records.weighted(0.3)) == hash(
+        moments_encoder(records, queries)
+    )
+    assert records.weighted(0.3) != records.weighted(0.5) and records != queries
     # the weight is the queries' alone: records' vectors (and so what is stored) do not depend on it
     assert "@" not in records.name and queries.name.endswith("@0.3")
     with pytest.raises(ConfigError, match="between 0 and 1"):
