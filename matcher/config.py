@@ -46,6 +46,7 @@ class Settings:
     fatigue_file: Path = PACKAGE_DIR / "data" / "fatigue.json"  # caps on activations per category and window
     products_file: Path = PACKAGE_DIR / "data" / "products.json"  # aliases of the data's products
     translations_file: Path = PACKAGE_DIR / "data" / "translations.tsv"  # English words' French equivalents
+    facets_file: Path = PACKAGE_DIR / "data" / "facets.json"  # words that name a format, a kind of voice, a network
     batch_size: int = 32
     # What encodes records (imports) and moments: "onnx" (an fp32 ONNX export run by onnxruntime: the same vectors
     # as "torch", sentence-transformers on PyTorch, in less time) or "torch".
@@ -76,6 +77,7 @@ class Settings:
             "fatigue_file",
             "products_file",
             "translations_file",
+            "facets_file",
             "cache_dir",
         ):  # accept str paths too
             object.__setattr__(self, name, Path(getattr(self, name)).expanduser())

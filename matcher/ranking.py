@@ -16,6 +16,7 @@ import numpy as np
 
 from matcher import scoring
 from matcher.catalogue import Catalogue
+from matcher.facets import NOTHING_ASKED, Asked, FacetNames
 from matcher.filters import Filters
 from matcher.learning import explore
 from matcher.loop import Loop
@@ -75,6 +76,7 @@ class Ranker:
         config: dict[str, Any],
         loop: Loop,
         aliases: dict[str, str] | None = None,
+        facet_names: FacetNames | None = None,
         mode: str = "hybrid",
     ):
         self.store = store
@@ -82,12 +84,13 @@ class Ranker:
         self.config = config
         self.loop = loop
         self.aliases = aliases or {}
+        self.facet_names = facet_names or FacetNames({})
         self.retriever = Retriever(catalogue, config, mode)
         self._products: tuple[int, ProductNames] | None = None
 
     def with_mode(self, mode: str) -> Ranker:
         """The same catalogue, retrieving with ``mode`` ('hybrid', 'dense' or 'lexical')."""
-        return Ranker(self.store, self.catalogue, self.config, self.loop, self.aliases, mode)
+        return Ranker(self.store, self.catalogue, self.config, self.loop, self.aliases, self.facet_names, mode)
 
     def named_products(self, target: Target) -> tuple[str, ...]:
         """The products the query names (``matcher.products``), folded; the names are kept per catalogue version."""
@@ -105,6 +108,45 @@ class Ranker:
         about[table.tags["products"].keys_with_any(products)] = True
         return about
 
+    def asked(self, target: Target) -> Asked:
+        """The formats, kinds of voice and networks the query names (``matcher.facets``)."""
+        return self.facet_names.named_in(target.query)
+
+    def _asked_content(self, asked: Asked, keys: np.ndarray) -> np.ndarray:
+        """The ``asked`` part of these pieces: of their format, their author's category and their network, the share
+        that is what the query asks for."""
+        table, vocabulary = self.catalogue.tables["content"], self.catalogue.vocabulary
+        values, matches = table.values, []
+        if asked.formats:
+            matches.append(np.isin(values["format"][keys], vocabulary.codes(asked.formats)))
+        if asked.categories:
+            author = values["author"][keys]
+            categories = self.catalogue.tables["influencers"].values["category"]
+            wanted = np.isin(categories, vocabulary.codes(asked.categories))
+            matches.append((author >= 0) & wanted[np.maximum(author, 0)])
+        if asked.networks:
+            matches.append(np.isin(values["network"][keys], vocabulary.codes(asked.networks)))
+        return scoring.asked(matches)
+
+    def _asked_influencers(self, asked: Asked, keys: np.ndarray) -> np.ndarray:
+        """The ``asked`` part of these people: their category, their networks, and the share of their pieces in the
+        formats the query asks for."""
+        table, vocabulary = self.catalogue.tables["influencers"], self.catalogue.vocabulary
+        matches = []
+        if asked.formats:
+            content = self.catalogue.tables["content"]
+            pieces = content.alive & np.isin(content.values["format"], vocabulary.codes(asked.formats))
+            authors = content.values["author"][pieces]
+            counts = np.bincount(authors[authors >= 0], minlength=table.size)
+            matches.append(scoring.asked_share(counts[keys], self.catalogue.content_counts()[keys]))
+        if asked.categories:
+            matches.append(np.isin(table.values["category"][keys], vocabulary.codes(asked.categories)))
+        if asked.networks:
+            on = np.zeros(table.size, bool)
+            on[table.tags["networks"].keys_with_any(asked.networks)] = True
+            matches.append(on[keys])
+        return scoring.asked(matches)
+
     def pool_size(self, limit: int) -> int:
         candidates = self.config["candidates"]
         return max(candidates["minimum"], candidates["per_result"] * limit)
@@ -118,11 +160,13 @@ class Ranker:
         allowed = self.catalogue.visible("content") & filters.content_mask(self.catalogue)
         found = self.retriever.candidates("content", target, self.pool_size(limit), allowed)
         values = self._content_values(found, moment, now)
-        named = self.named_products(target)
+        named, asked = self.named_products(target), self.asked(target)
         if named:
             values["product"] = self._about(named)[found.keys].astype(np.float64)
+        if asked:
+            values["asked"] = self._asked_content(asked, found.keys)
         values["engagement"] = self._engagement("content", moment, found.keys, policy)
-        weights = scoring.weights_for(self.config, moment, "content", target.query is not None, bool(named))
+        weights = scoring.weights_for(self.config, moment, "content", target.query is not None, values)
         scores = scoring.weighted_mean(values, weights)
         authors = self.catalogue.tables["content"].values["author"][found.keys].tolist()
         most = self.config["diversity"]["max_per_influencer"]
@@ -131,7 +175,7 @@ class Ranker:
             return diversify(order, authors, most, limit)
 
         chosen, propensity = self._order(found, scores, values, weights, "content", moment, policy, choose)
-        out = self._content_results(found, chosen, values, scores, weights, moment, target, policy, named)
+        out = self._content_results(found, chosen, values, scores, weights, moment, target, policy, named, asked)
         return _with_propensities(out, chosen, propensity, found)
 
     def _why_engaging(self, kind: str, moment: Moment, key: int, policy: Policy) -> str:
@@ -194,6 +238,7 @@ class Ranker:
         target: Target,
         policy: Policy,
         named: tuple[str, ...] = (),
+        asked: Asked = NOTHING_ASKED,
     ) -> list[Ranked]:
         """The chosen candidates as results: their rows, and every part with its reason."""
         rows = self.catalogue.rows("content", found.keys[chosen])
@@ -218,6 +263,8 @@ class Ranker:
             }
             if named:
                 reasons["product"] = _why_product(named, {fold(p) for p in row["products"]})
+            if asked:
+                reasons["asked"] = _why_asked(asked, values["asked"][i])
             out.append(Ranked(row, float(scores[i]), _parts(values, weights, reasons, i), author=author))
         return out
 
@@ -258,10 +305,12 @@ class Ranker:
             "engagement": self._engagement("influencers", moment, found.keys, policy),
             "fatigue": self.loop.fatigue.value(found.keys),
         }
-        named = self.named_products(target)
+        named, asked = self.named_products(target), self.asked(target)
         if named:
             values["product"] = self._published_about(named)[found.keys].astype(np.float64)
-        weights = scoring.weights_for(self.config, moment, "influencer", target.query is not None, bool(named))
+        if asked:
+            values["asked"] = self._asked_influencers(asked, found.keys)
+        weights = scoring.weights_for(self.config, moment, "influencer", target.query is not None, values)
         scores = scoring.weighted_mean(values, weights)
         if only is not None:
             wanted = np.isin(found.keys, only)
@@ -272,7 +321,7 @@ class Ranker:
                 found, scores, values, weights, "influencers", moment, policy, lambda order: order[:limit]
             )
         out = self._influencer_results(
-            found, chosen, values, scores, weights, moment, target, content, by_author, policy, named
+            found, chosen, values, scores, weights, moment, target, content, by_author, policy, named, asked
         )
         return _with_propensities(out, chosen, propensity, found)
 
@@ -289,6 +338,7 @@ class Ranker:
         by_author: dict[int, list[int]],
         policy: Policy,
         named: tuple[str, ...] = (),
+        asked: Asked = NOTHING_ASKED,
     ) -> list[Ranked]:
         keys = found.keys[chosen]
         rows = self.catalogue.rows("influencers", keys)
@@ -322,6 +372,8 @@ class Ranker:
                 reasons["product"] = (
                     f"published about {', '.join(named)}" if about else f"nothing on {', '.join(named)}"
                 )
+            if asked:
+                reasons["asked"] = _why_asked(asked, values["asked"][i])
             out.append(Ranked(row, float(scores[i]), _parts(values, weights, reasons, i), evidence=evidence))
         return out
 
@@ -379,6 +431,14 @@ def _parts(
 def _why_product(named: tuple[str, ...], products: set[str]) -> str:
     about = [p for p in named if p in products]
     return f"about {', '.join(about)}" if about else f"not about {', '.join(named)}"
+
+
+def _why_asked(asked: Asked, value: float) -> str:
+    if value >= 1:
+        return f"what the query asks for ({asked.describe()})"
+    if value <= 0:
+        return f"not what the query asks for ({asked.describe()})"
+    return f"{value:.0%} of what the query asks for ({asked.describe()})"
 
 
 def _why_relevant(found: Candidates, i: int, target: Target) -> str:

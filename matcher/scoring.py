@@ -13,6 +13,7 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ import numpy as np
 
 from matcher.errors import ConfigError
 from models.moments import Moment
+
+QUERY_PARTS = ("product", "asked")  # parts that count only when the query names a product, or a kind of result
 
 
 def load_scoring(path: Path) -> dict[str, Any]:
@@ -74,14 +77,15 @@ def weighted_mean(values: dict[str, Any], weights: dict[str, float]) -> Any:
 
 
 def weights_for(
-    config: dict[str, Any], moment: Moment, kind: str, query: bool = False, names_product: bool = False
+    config: dict[str, Any], moment: Moment, kind: str, query: bool = False, present: Collection[str] = ()
 ) -> dict[str, float]:
     """Score weights for ``kind`` ('influencer' or 'content'), with the moment's overrides. With a ``query``, what
     customers did at the moment weighs less (``engagement.with_query``): it was learned per moment, not per query.
-    The ``product`` part counts only when the query names a product (``names_product``)."""
+    The parts that depend on what the query names (``product``, ``asked``) count only when ``present``."""
     weights = {**config["weights"][kind], **moment.weights.get(kind, {})}
-    if not names_product:
-        weights.pop("product", None)
+    for name in QUERY_PARTS:
+        if name not in present:
+            weights.pop(name, None)
     if query and "engagement" in weights:
         weights["engagement"] *= config["engagement"]["with_query"]
     return weights
@@ -126,6 +130,18 @@ def reciprocal_rank_fusion(dense: np.ndarray, words: np.ndarray, k: float) -> np
         order = positions[np.argsort(-ranking[positions], kind="stable")]
         fused[order] += 1 / (k + np.arange(1, len(order) + 1))
     return fused / fused.max()
+
+
+def asked(matches: list[np.ndarray]) -> np.ndarray:
+    """The ``asked`` part: of what the query names (a format, a kind of voice, a network), the share each candidate
+    is (each match 0..1, the kinds named weighing alike)."""
+    return np.mean(np.asarray(matches, np.float64), axis=0)
+
+
+def asked_share(pieces: Any, published: Any) -> Any:
+    """A person's match to the formats the query names: the share of what they publish that is in them (0 for
+    someone with no content). A share, not a count, so that a format everyone publishes tells no one apart."""
+    return np.where(published > 0, pieces / np.maximum(published, 1), 0.0)
 
 
 def scaled(value: float, floor: float, ceiling: float) -> float:

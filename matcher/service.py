@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from matcher import embedding, lexical
+from matcher import embedding, facets, lexical
 from matcher.activations import Planning
 from matcher.cache import LRU
 from matcher.catalogue import Catalogue
@@ -99,7 +99,14 @@ class Engine:
         self.loop = Loop(self.store, self.catalogue, self.scoring, load_rules(settings.fatigue_file), self.moments)
         self.loop.sync()
         self.translations = lexical.Translations.load(settings.translations_file)
-        self.ranker = Ranker(self.store, self.catalogue, self.scoring, self.loop, load_aliases(settings.products_file))
+        self.ranker = Ranker(
+            self.store,
+            self.catalogue,
+            self.scoring,
+            self.loop,
+            load_aliases(settings.products_file),
+            facets.load(settings.facets_file),
+        )
         self.writer = Writer(self.store, self.encoder, self.index, self.scoring["networks"])
         self.planning = Planning(self.store, set(self.moments), on_write=self.loop.fatigue.refresh)
         self.plans = Plans(self)  # after everything a plan calls: match, the loop, planning
@@ -442,8 +449,8 @@ def _fingerprint(settings: Settings, model: str) -> str:
     """A short hash of what shapes every answer besides the data: the moments and scoring files, the model."""
     digest = hashlib.sha256(model.encode())
     files = (settings.moments_file, settings.scoring_file, settings.fatigue_file, settings.products_file)
-    for path in (*files, settings.translations_file):
-        if Path(path).exists():  # the aliases and translations files may be left out
+    for path in (*files, settings.translations_file, settings.facets_file):
+        if Path(path).exists():  # the aliases, translations and facets files may be left out
             digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:12]
 

@@ -14,8 +14,18 @@ from models.records import FORMATS
 UNIT = validate.Range(min=0, max=1)
 POSITIVE = validate.Range(min=0, min_inclusive=False)
 PARTS = {
-    "influencer": ("relevance", "product", "moment_fit", "influence", "engagement", "fatigue"),
-    "content": ("relevance", "product", "moment_fit", "quality", "influence", "freshness", "tonality", "engagement"),
+    "influencer": ("relevance", "product", "asked", "moment_fit", "influence", "engagement", "fatigue"),
+    "content": (
+        "relevance",
+        "product",
+        "asked",
+        "moment_fit",
+        "quality",
+        "influence",
+        "freshness",
+        "tonality",
+        "engagement",
+    ),
 }
 KINDS = ("influencers", "content")  # as matcher.store.KINDS (models do not import the engine)
 

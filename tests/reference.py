@@ -135,7 +135,9 @@ def _rank_content(engine, data, target, moment, filters, limit) -> list[tuple[st
     need = max(config["candidates"]["minimum"], config["candidates"]["per_result"] * limit)
     relevance = _candidates(engine, data, "content", target, need, accepted)
     named = _named_products(engine, data, target["query"])
-    weights = scoring.weights_for(config, chosen, "content", target["query"] is not None, bool(named))
+    asked = engine.ranker.facet_names.named_in(target["query"])
+    present = {name for name, there in (("product", named), ("asked", asked)) if there}
+    weights = scoring.weights_for(config, chosen, "content", target["query"] is not None, present)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
     scored = []
     for key, rel in relevance.items():
@@ -153,6 +155,13 @@ def _rank_content(engine, data, target, moment, filters, limit) -> list[tuple[st
         }
         if named:
             parts["product"] = float(bool(named & {scoring.fold(p) for p in row["products"]}))
+        if asked:
+            matches = [row["format"] in asked.formats] if asked.formats else []
+            if asked.categories:
+                matches.append(author is not None and author["category"] in asked.categories)
+            if asked.networks:
+                matches.append(row["network"] in asked.networks)
+            parts["asked"] = float(scoring.asked(matches))
         scored.append((scoring.weighted_mean(parts, weights), key, row))
     scored.sort(key=lambda s: (-s[0], s[1]))
     chosen_rows, held, per_author = [], [], defaultdict(int)
@@ -191,7 +200,13 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
         if row["influencer_id"]:
             published[row["influencer_id"]] += 1
     named = _named_products(engine, data, target["query"])
-    weights = scoring.weights_for(config, chosen, "influencer", target["query"] is not None, bool(named))
+    asked = engine.ranker.facet_names.named_in(target["query"])
+    present = {name for name, there in (("product", named), ("asked", asked)) if there}
+    weights = scoring.weights_for(config, chosen, "influencer", target["query"] is not None, present)
+    in_format = defaultdict(int)  # pieces each person published in a format the query asks for
+    for r in data.rows["content"].values():
+        if r["influencer_id"] and r["format"] in asked.formats:
+            in_format[r["influencer_id"]] += 1
     about = {
         r["influencer_id"] for r in data.rows["content"].values() if named & {scoring.fold(p) for p in r["products"]}
     }
@@ -211,6 +226,14 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
         }
         if named:
             parts["product"] = float(row["id"] in about)
+        if asked:
+            share = scoring.asked_share(in_format[row["id"]], published[row["id"]])
+            matches = [float(share)] if asked.formats else []
+            if asked.categories:
+                matches.append(row["category"] in asked.categories)
+            if asked.networks:
+                matches.append(bool(set(row["networks"]) & set(asked.networks)))
+            parts["asked"] = float(scoring.asked(matches))
         scored.append((scoring.weighted_mean(parts, weights), key, row["id"]))
     scored.sort(key=lambda s: (-s[0], s[1]))
     return [(record_id, score) for score, _, record_id in scored[:limit]]

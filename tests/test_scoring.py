@@ -105,10 +105,12 @@ def test_weights_take_the_moment_overrides():
     override = MOMENTS["discovery"].weights["influencer"]["influence"]  # the moments file's own
     assert override != CONFIG["weights"]["influencer"]["influence"]
     assert scoring.weights_for(CONFIG, MOMENTS["discovery"], "influencer")["influence"] == override
-    plain = {k: v for k, v in CONFIG["weights"]["influencer"].items() if k != "product"}
+    plain = {k: v for k, v in CONFIG["weights"]["influencer"].items() if k not in ("product", "asked")}
     assert scoring.weights_for(CONFIG, MOMENTS["desirability"], "influencer") == plain
-    named = scoring.weights_for(CONFIG, MOMENTS["desirability"], "influencer", names_product=True)
-    assert named == CONFIG["weights"]["influencer"]  # the product part counts only when a product is named
+    named = scoring.weights_for(CONFIG, MOMENTS["desirability"], "influencer", present={"product"})
+    assert named == {**plain, "product": CONFIG["weights"]["influencer"]["product"]}  # only when a product is named
+    both = scoring.weights_for(CONFIG, MOMENTS["desirability"], "influencer", present={"product", "asked"})
+    assert both == CONFIG["weights"]["influencer"]
 
 
 def test_diversify_caps_each_author_until_others_run_out():
