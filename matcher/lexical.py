@@ -113,6 +113,15 @@ def query_terms(text: str, translations: Translations = NO_TRANSLATIONS) -> list
     return list(dict.fromkeys([*terms, *matchable(french)]))
 
 
+def with_french(text: str, translations: Translations = NO_TRANSLATIONS) -> str:
+    """``text`` followed by the French equivalents of its English words, in brackets ("battery life in winter
+    (autonomie hiver)"), for the query's embedding: the packaged English model places a French record nearer a
+    query that holds some of its words. Unchanged when no word has an equivalent (a French query)."""
+    words = WORD.findall(fold(text))
+    french = translations.of(words, {w for w in words if len(w) > 1 and w not in STOPWORDS})
+    return f"{text} ({' '.join(french)})" if french else text
+
+
 def query_tokens(text: str, translations: Translations = NO_TRANSLATIONS) -> list[str]:
     """The indexed token of each query term, in order (two words may share a stem: each still counts, as in FTS5)."""
     return [TOKENIZER_.word(word)[0] for word in query_terms(text, translations)]

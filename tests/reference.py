@@ -73,7 +73,8 @@ def _target(engine: Engine, moment: str, query: str | None) -> dict[str, Any]:
     query = (query or "").strip() or None
     return {
         "query": query,
-        "vector": engine.query_encoder.encode([query])[0] if query else None,
+        # the query's words and their French equivalents (lexical.with_french, as the translations file gives them)
+        "vector": engine.query_encoder.encode([lexical.with_french(query, engine.translations)])[0] if query else None,
         "centroid": engine.moment_vectors[moment].centroid,
         "profile": engine.moment_vectors[moment].profile,
         "qw": relevance["query_weight"],

@@ -167,6 +167,34 @@ def test_an_expression_is_translated_as_a_whole_in_place_of_its_words(tmp_path):
     assert "tuto" not in lexical.query_terms("how fast to charge", translations)  # only the words side by side
 
 
+def test_a_query_is_embedded_with_the_french_of_its_english_words(tmp_path):
+    path = tmp_path / "translations.tsv"
+    path.write_text("battery\tbatterie\nlife\tvie\nbattery life\tautonomie\nwinter\thiver\n", encoding="utf-8")
+    translations = lexical.Translations.load(path)
+    assert lexical.with_french("Battery life in winter?", translations) == "Battery life in winter? (autonomie hiver)"
+    assert lexical.with_french("autonomie en hiver", translations) == "autonomie en hiver"  # nothing to translate
+    assert lexical.with_french("battery life", lexical.NO_TRANSLATIONS) == "battery life"
+
+
+def test_the_french_equivalents_bring_an_english_query_nearer_french_pieces(engine, contents, tmp_path):
+    """Dense retrieval alone: 'holidays' (translated 'vacances') scores the pieces that only say 'vacances' higher
+    than the same query without the translations does, against the same vectors."""
+    from matcher.service import Engine
+
+    words = lambda c: scoring.fold(f"{c.get('title', '')} {c.get('text', '')}")  # noqa: E731
+    french_only = {i for i, c in contents.items() if "vacances" in words(c) and "holiday" not in words(c)}
+    plain = Engine(Settings(data_dir=engine.settings.data_dir, translations_file=tmp_path / "none.tsv"))
+    try:
+        scores = {}
+        for name, e in (("translated", engine), ("plain", plain)):
+            found = e.match("desirability", "holidays with the family", limit=100, retrieval="dense").content
+            dense = {r.row["id"]: r.parts["relevance"].value for r in found}
+            scores[name] = np.mean([dense.get(i, 0.0) for i in french_only])
+    finally:
+        plain.close()
+    assert scores["translated"] > scores["plain"]
+
+
 def test_a_malformed_translation_line_is_named(tmp_path):
     from matcher.errors import ConfigError
 
