@@ -1,10 +1,12 @@
 """What kind of result a query asks for by name: a format ("un tuto", "comparatif", "infographic"), a kind of voice
-("des célébrités", "customer stories") or a network ("youtubeurs", "sur TikTok"), so that results of that kind are
-favoured (the ``asked`` part of the score) over results that are only about the same subject.
+("des célébrités", "customer stories"), a network ("youtubeurs", "sur TikTok") or a language ("anglophones", "en
+français"), so that results of that kind are favoured (the ``asked`` part of the score) over results that are only
+about the same subject.
 
-The words are those of ``matcher/data/facets.json`` ({"formats": {format: [word or expression, ...]}, "categories":
-{...}, "networks": {...}}), compared folded (case and accents ignored) and with a plural's final s or x dropped, so
-"tutos" is "tuto" and "vidéos" "vidéo". An expression of several words is looked for as a sequence ("how to").
+The words are those of ``matcher/data/facets.json`` ({"formats": {format: [word or expression, ...]},
+"categories": {...}, "networks": {...}, "languages": {code: [...]}}), compared folded (case and accents ignored)
+and with a plural's final s or x dropped, so "tutos" is "tuto" and "vidéos" "vidéo". An expression of several words
+is looked for as a sequence ("how to").
 """
 
 from __future__ import annotations
@@ -18,33 +20,35 @@ from pathlib import Path
 from matcher.errors import ConfigError
 from matcher.lexical import WORD
 from matcher.scoring import fold
+from models.contract import LANGUAGE
 from models.records import CATEGORIES, FORMATS
 
-KINDS = ("formats", "categories", "networks")
+KINDS = ("formats", "categories", "networks", "languages")
 MIN_PLURAL = 4  # "tutos" → "tuto"; "vs" stays "vs"
 
 
 @dataclass(frozen=True)
 class Asked:
-    """The formats, categories and networks a query names (each folded, sorted; all empty: it names none)."""
+    """The formats, categories, networks and languages a query names (each sorted; all empty: it names none)."""
 
     formats: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.formats or self.categories or self.networks)
+        return bool(self.formats or self.categories or self.networks or self.languages)
 
     def describe(self) -> str:
         """'tutorial, youtube': what was asked for, for the explanations."""
-        return ", ".join((*self.formats, *self.categories, *self.networks))
+        return ", ".join((*self.formats, *self.categories, *self.networks, *self.languages))
 
 
 NOTHING_ASKED = Asked()
 
 
 class FacetNames:
-    """The words that name each format, category and network, ready to be looked for in queries."""
+    """The words that name each format, category, network and language, ready to be looked for in queries."""
 
     def __init__(self, words: dict[str, dict[str, list[str]]]):
         # first word -> (the whole expression, kind, value): a query is read word by word, not phrase by phrase
@@ -86,6 +90,7 @@ def load(path: Path) -> FacetNames:
         raise ConfigError(f"{path}: expected {{{', '.join(map(repr, KINDS))}: {{value: [word, ...]}}}}: {e}") from e
     unknown = [f"formats.{v}" for v in words["formats"] if v not in FORMATS]
     unknown += [f"categories.{v}" for v in words["categories"] if v not in CATEGORIES]
+    unknown += [f"languages.{v}" for v in words["languages"] if not LANGUAGE.match(v)]
     if unknown:
-        raise ConfigError(f"{path}: not a format or category of the data contract: {', '.join(unknown)}")
+        raise ConfigError(f"{path}: not a format, category or language code of the data contract: {', '.join(unknown)}")
     return FacetNames(words)

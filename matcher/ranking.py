@@ -109,12 +109,12 @@ class Ranker:
         return about
 
     def asked(self, target: Target) -> Asked:
-        """The formats, kinds of voice and networks the query names (``matcher.facets``)."""
+        """The formats, kinds of voice, networks and languages the query names (``matcher.facets``)."""
         return self.facet_names.named_in(target.query)
 
     def _asked_content(self, asked: Asked, keys: np.ndarray) -> np.ndarray:
-        """The ``asked`` part of these pieces: of their format, their author's category and their network, the share
-        that is what the query asks for."""
+        """The ``asked`` part of these pieces: of their format, their author's category, their network and their
+        language, the share that is what the query asks for."""
         table, vocabulary = self.catalogue.tables["content"], self.catalogue.vocabulary
         values, matches = table.values, []
         if asked.formats:
@@ -126,11 +126,13 @@ class Ranker:
             matches.append((author >= 0) & wanted[np.maximum(author, 0)])
         if asked.networks:
             matches.append(np.isin(values["network"][keys], vocabulary.codes(asked.networks)))
+        if asked.languages:
+            matches.append(np.isin(values["language"][keys], vocabulary.codes(asked.languages)))
         return scoring.asked(matches)
 
     def _asked_influencers(self, asked: Asked, keys: np.ndarray) -> np.ndarray:
-        """The ``asked`` part of these people: their category, their networks, and the share of their pieces in the
-        formats the query asks for."""
+        """The ``asked`` part of these people: their category, their networks, their language, and the share of their
+        pieces in the formats the query asks for."""
         table, vocabulary = self.catalogue.tables["influencers"], self.catalogue.vocabulary
         matches = []
         if asked.formats:
@@ -145,6 +147,8 @@ class Ranker:
             on = np.zeros(table.size, bool)
             on[table.tags["networks"].keys_with_any(asked.networks)] = True
             matches.append(on[keys])
+        if asked.languages:
+            matches.append(np.isin(table.values["language"][keys], vocabulary.codes(asked.languages)))
         return scoring.asked(matches)
 
     def pool_size(self, limit: int) -> int:

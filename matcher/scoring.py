@@ -133,8 +133,8 @@ def reciprocal_rank_fusion(dense: np.ndarray, words: np.ndarray, k: float) -> np
 
 
 def asked(matches: list[np.ndarray]) -> np.ndarray:
-    """The ``asked`` part: of what the query names (a format, a kind of voice, a network), the share each candidate
-    is (each match 0..1, the kinds named weighing alike)."""
+    """The ``asked`` part: of what the query names (a format, a kind of voice, a network, a language), the share
+    each candidate is (each match 0..1, the kinds named weighing alike)."""
     return np.mean(np.asarray(matches, np.float64), axis=0)
 
 

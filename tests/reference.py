@@ -162,6 +162,8 @@ def _rank_content(engine, data, target, moment, filters, limit) -> list[tuple[st
                 matches.append(author is not None and author["category"] in asked.categories)
             if asked.networks:
                 matches.append(row["network"] in asked.networks)
+            if asked.languages:
+                matches.append(row["language"] in asked.languages)
             parts["asked"] = float(scoring.asked(matches))
         scored.append((scoring.weighted_mean(parts, weights), key, row))
     scored.sort(key=lambda s: (-s[0], s[1]))
@@ -234,6 +236,8 @@ def _rank_influencers(engine, data, target, moment, filters, limit) -> list[tupl
                 matches.append(row["category"] in asked.categories)
             if asked.networks:
                 matches.append(bool(set(row["networks"]) & set(asked.networks)))
+            if asked.languages:
+                matches.append(row["language"] in asked.languages)
             parts["asked"] = float(scoring.asked(matches))
         scored.append((scoring.weighted_mean(parts, weights), key, row["id"]))
     scored.sort(key=lambda s: (-s[0], s[1]))

@@ -17,6 +17,7 @@ WORDS = {
     "formats": {"tutorial": ["tuto", "how to"], "testimonial": ["témoignage", "customer story"]},
     "categories": {"statutory": ["célébrité"], "customer": ["vrais clients"]},
     "networks": {"youtube": ["youtubeur"], "tiktok": ["tiktok"]},
+    "languages": {"en": ["anglophone", "in english"]},
 }
 
 
@@ -32,6 +33,8 @@ WORDS = {
         ("des célébrités sur TikTok", Asked(categories=("statutory",), networks=("tiktok",))),
         ("temoignages de vrais clients", Asked(formats=("testimonial",), categories=("customer",))),  # accents
         ("youtubeuses et youtubeurs", Asked(networks=("youtube",))),  # "youtubeuses" is not a listed word
+        ("des testeurs anglophones", Asked(languages=("en",))),
+        ("reviews in English please", Asked(formats=(), languages=("en",))),
         ("le service client est fermé", Asked()),
         ("", Asked()),
         (None, Asked()),
@@ -50,8 +53,10 @@ def test_what_is_asked_reads_as_a_list_and_is_false_when_nothing_is():
 def test_the_file_is_checked_and_may_be_left_out(tmp_path):
     assert not facets.load(tmp_path / "none.json").named_in("un tuto")  # no file: nothing is ever asked for
     wrong = tmp_path / "wrong.json"
-    wrong.write_text(json.dumps({"formats": {"tutoriel": ["tuto"]}, "categories": {"celebrity": ["star"]}}))
-    with pytest.raises(ConfigError, match=r"formats\.tutoriel, categories\.celebrity"):
+    wrong.write_text(
+        json.dumps({"formats": {"tutoriel": ["tuto"]}, "categories": {"celebrity": ["star"]}, "languages": {"EN": []}})
+    )
+    with pytest.raises(ConfigError, match=r"formats\.tutoriel, categories\.celebrity, languages\.EN"):
         facets.load(wrong)
     broken = tmp_path / "broken.json"
     broken.write_text('{"formats": ["tuto"]}')
@@ -97,11 +102,12 @@ def test_a_named_format_favours_pieces_of_that_format(engines, contents):
 
 def test_a_person_matches_by_category_network_and_the_share_of_their_pieces_in_the_format(engines, contents):
     asking, _ = engines
-    people = asking.match("desirability", "des vrais clients youtubeur", limit=30, types=["influencers"]).influencers
+    query = "des vrais clients youtubeur anglophone"
+    people = asking.match("desirability", query, limit=30, types=["influencers"]).influencers
     for r in people:
-        expected = ((r.row["category"] == "customer") + ("youtube" in r.row["networks"])) / 2
-        assert r.parts["asked"].value == pytest.approx(expected)
-    assert {r.parts["asked"].value for r in people} >= {0.0, 0.5}  # the list holds people who are neither, or one
+        kinds = (r.row["category"] == "customer", "youtube" in r.row["networks"], r.row["language"] == "en")
+        assert r.parts["asked"].value == pytest.approx(sum(kinds) / 3)
+    assert len({r.parts["asked"].value for r in people}) >= 2  # people who are more of what was asked, and less
     published, tutorials = Counter(), Counter()
     for piece in contents.values():
         if piece.get("influencer_id"):
