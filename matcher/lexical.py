@@ -103,23 +103,28 @@ def query_terms(text: str, translations: Translations = NO_TRANSLATIONS) -> list
     """The words of ``text`` that can match: folded, without stop words or single letters, in order, once each,
     and each one token for FTS5 (what it makes of a word is that word's only token); then the French equivalents
     of its English words (``translations``), on the same terms."""
-
-    def matchable(words: Iterable[str]) -> list[str]:
-        return [w for w in words if len(w) > 1 and w not in STOPWORDS and len(TOKENIZER_.word(w)) == 1]
-
-    words = WORD.findall(fold(text))
-    terms = matchable(words)
-    french = translations.of(words, set(terms))  # a stop word is not translated, but may be part of an expression
-    return list(dict.fromkeys([*terms, *matchable(french)]))
+    terms, french = _terms_and_french(text, translations)
+    return list(dict.fromkeys([*terms, *_matchable(french)]))
 
 
 def with_french(text: str, translations: Translations = NO_TRANSLATIONS) -> str:
     """``text`` followed by the French equivalents of its English words, in brackets ("battery life in winter
     (autonomie hiver)"), for the query's embedding: the packaged English model places a French record nearer a
-    query that holds some of its words. Unchanged when no word has an equivalent (a French query)."""
-    words = WORD.findall(fold(text))
-    french = translations.of(words, {w for w in words if len(w) > 1 and w not in STOPWORDS})
+    query that holds some of its words. The equivalents are those BM25 looks for (``query_terms``). Unchanged when
+    no word has an equivalent (a French query)."""
+    french = _terms_and_french(text, translations)[1]
     return f"{text} ({' '.join(french)})" if french else text
+
+
+def _matchable(words: Iterable[str]) -> list[str]:
+    return [w for w in words if len(w) > 1 and w not in STOPWORDS and len(TOKENIZER_.word(w)) == 1]
+
+
+def _terms_and_french(text: str, translations: Translations) -> tuple[list[str], list[str]]:
+    """The matchable words of ``text``, and the French equivalents of those of them that are English."""
+    words = WORD.findall(fold(text))
+    terms = _matchable(words)
+    return terms, translations.of(words, set(terms))  # a stop word is not translated, but may be part of an expression
 
 
 def query_tokens(text: str, translations: Translations = NO_TRANSLATIONS) -> list[str]:
