@@ -10,7 +10,7 @@ import pytest
 
 from api import create_app
 from matcher.config import PROJECT_DIR, Settings
-from matcher.detection import MomentDetector, training_examples
+from matcher.detection import EMBEDDING_WEIGHT, MomentDetector, training_examples
 from matcher.evaluation import load_sets
 from matcher.moments import detection_settings, load_moments
 from matcher.scoring import fold
@@ -133,6 +133,20 @@ def test_a_detector_needs_two_moments(engine):
 
     with pytest.raises(ConfigError, match="at least two moments"):
         MomentDetector(engine.encoder, ["a", "b"], ["discovery", "discovery"], threshold=0.5)
+
+
+def test_the_embedding_weight_is_the_embeddings_say(engine):
+    """The embedding view is scaled by ``embedding_weight`` before the regression: at 0 the detector is its n-grams
+    alone, and between 0 and the served weight its probabilities move away from theirs."""
+    examples_file, _ = detection_settings(engine.settings.moments_file)
+    texts, labels = training_examples(load_moments(engine.settings.moments_file), examples_file)
+    texts, labels = texts[::8], labels[::8]
+    probe = ["ça marche avec ma box ?", "will it look nice in the living room", "c'est sorti quand ?"]
+    ngrams = MomentDetector(engine.encoder, texts, labels, threshold=0.6, views=("ngrams",)).probabilities(probe)
+    at = lambda w: MomentDetector(engine.encoder, texts, labels, threshold=0.6, embedding_weight=w)  # noqa: E731
+    assert np.allclose(at(0.0).probabilities(probe), ngrams, atol=1e-4)
+    served = at(EMBEDDING_WEIGHT).probabilities(probe)
+    assert np.abs(served - ngrams).max() > 0.01
 
 
 def test_the_examples_embeddings_are_kept_between_processes(engine, tmp_path):
