@@ -137,7 +137,7 @@ def test_a_detector_needs_two_moments(engine):
 
 def test_the_embedding_weight_is_the_embeddings_say(engine):
     """The embedding view is scaled by ``embedding_weight`` before the regression: at 0 the detector is its n-grams
-    alone, and between 0 and the served weight its probabilities move away from theirs."""
+    alone, and at the served weight its probabilities differ from theirs."""
     examples_file, _ = detection_settings(engine.settings.moments_file)
     texts, labels = training_examples(load_moments(engine.settings.moments_file), examples_file)
     texts, labels = texts[::8], labels[::8]
