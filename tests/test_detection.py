@@ -111,20 +111,24 @@ def test_held_out_accuracy_stays_above_ninety_percent(engine):
     assert accuracy >= 0.9
 
 
+@pytest.fixture(scope="module")
+def taught(engine) -> tuple[list[str], list[str]]:
+    """The served detector's training examples and their moments (the moments file's, then the examples file's)."""
+    examples_file, _ = detection_settings(engine.settings.moments_file)
+    return training_examples(load_moments(engine.settings.moments_file), examples_file)
+
+
 @pytest.mark.parametrize("name", sorted(load_sets()))
-def test_no_evaluation_text_is_a_training_example(engine, name):
+def test_no_evaluation_text_is_a_training_example(taught, name):
     """Issue 15: no utterance or query of any evaluation set is among the detector's training examples (the
     moments file's and the examples file's), compared as folded words so a changed accent or comma counts."""
-    settings = engine.settings
-    examples_file, _ = detection_settings(settings.moments_file)
-    training, _ = training_examples(load_moments(settings.moments_file), examples_file)
     words = lambda text: " ".join(re.findall(r"\w+", fold(text)))  # noqa: E731
-    taught = {words(t) for t in training}
+    known = {words(t) for t in taught[0]}
     chosen = load_sets()[name]
     texts = [u["text"] for u in read_jsonl(chosen.utterances)] if chosen.utterances else []
     texts += [j["query"] for j in read_jsonl(chosen.judgements)] if chosen.judgements.exists() else []
     assert texts
-    same = taught & {words(t) for t in texts}
+    same = known & {words(t) for t in texts}
     assert not same, same
 
 
@@ -135,12 +139,10 @@ def test_a_detector_needs_two_moments(engine):
         MomentDetector(engine.encoder, ["a", "b"], ["discovery", "discovery"], threshold=0.5)
 
 
-def test_the_embedding_weight_is_the_embeddings_say(engine):
+def test_the_embedding_weight_is_the_embeddings_say(engine, taught):
     """The embedding view is scaled by ``embedding_weight`` before the regression: at 0 the detector is its n-grams
     alone, and at the served weight its probabilities differ from theirs."""
-    examples_file, _ = detection_settings(engine.settings.moments_file)
-    texts, labels = training_examples(load_moments(engine.settings.moments_file), examples_file)
-    texts, labels = texts[::8], labels[::8]
+    texts, labels = taught[0][::8], taught[1][::8]
     probe = ["ça marche avec ma box ?", "will it look nice in the living room", "c'est sorti quand ?"]
     ngrams = MomentDetector(engine.encoder, texts, labels, threshold=0.6, views=("ngrams",)).probabilities(probe)
     at = lambda w: MomentDetector(engine.encoder, texts, labels, threshold=0.6, embedding_weight=w)  # noqa: E731
@@ -149,14 +151,12 @@ def test_the_embedding_weight_is_the_embeddings_say(engine):
     assert np.abs(served - ngrams).max() > 0.01
 
 
-def test_the_examples_embeddings_are_kept_between_processes(engine, tmp_path):
+def test_the_examples_embeddings_are_kept_between_processes(engine, taught, tmp_path):
     """A server start used to embed every training example again; they are read back from the cache directory
     when the same encoder embedded the same texts, and a damaged file is computed again."""
     from matcher.detection import example_vectors
 
-    examples_file, _ = detection_settings(engine.settings.moments_file)
-    texts, labels = training_examples(load_moments(engine.settings.moments_file), examples_file)
-    texts, labels = texts[::40], labels[::40]  # a few of every moment
+    texts, labels = taught[0][::40], taught[1][::40]  # a few of every moment
     first = example_vectors(engine.encoder, texts, tmp_path)
     (kept,) = tmp_path.glob("detector-*.npy")
     np.save(kept, first * 0 + 0.5)  # same shape, other values: what is read back is the file
