@@ -90,15 +90,19 @@ def load_encoder(model: str, batch_size: int = 32, backend: str = "torch", cache
         return SentenceEncoder(model, batch_size)
     if backend not in BACKENDS:
         raise ConfigError(f"Unknown encoder {backend!r}; valid encoders are: {', '.join(BACKENDS)}.")
+    if cache_dir is None:
+        raise ConfigError("An ONNX encoder needs a cache directory for its export (RELAIS_CACHE_DIR).")
+    threads = os.cpu_count() or 1
     if backend.startswith("e5"):
         from matcher.e5_encoder import E5Encoder
 
-        return E5Encoder("query" if backend == "e5-query" else "passage")
+        # As the records' model: passages in fp32, in batches; queries and customers' words in int8, one at a time.
+        if backend == "e5-query":
+            return E5Encoder("query", "onnx-int8", Path(cache_dir), threads, batch_size)
+        return E5Encoder("passage", "onnx", Path(cache_dir), threads, batch_size)
     from matcher.onnx_encoder import OnnxEncoder  # onnxruntime loads here, and torch only to export
 
-    if cache_dir is None:
-        raise ConfigError("An ONNX encoder needs a cache directory for its export (RELAIS_CACHE_DIR).")
-    return OnnxEncoder(model, backend, Path(cache_dir), threads=os.cpu_count() or 1, batch_size=batch_size)
+    return OnnxEncoder(model, backend, Path(cache_dir), threads=threads, batch_size=batch_size)
 
 
 class JoinedEncoder:

