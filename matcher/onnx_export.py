@@ -96,20 +96,22 @@ def read_spec(model: str) -> ModelSpec:
     )
 
 
-def ensure_export(spec: ModelSpec, precision: str, directory: Path) -> Path:
-    """The ONNX file for ``spec`` at ``precision`` in ``directory``, exported first unless a current one is there."""
-    if _is_current(spec, precision, directory):
+def ensure_export(spec: ModelSpec, precision: str, directory: Path, int8_options: dict | None = None) -> Path:
+    """The ONNX file for ``spec`` at ``precision`` in ``directory``, exported first unless a current one is there;
+    int8 is quantized with ``int8_options`` (default ``INT8_OPTIONS``)."""
+    options = INT8_OPTIONS if int8_options is None else int8_options
+    if _is_current(spec, precision, directory, options):
         return _paths(directory, precision)[0]
     directory.mkdir(parents=True, exist_ok=True)
     with exclusive(directory / ".lock"):
         # int8 is quantized from the fp32 export; either may have been made by another process while this one waited
         for needed in dict.fromkeys(["onnx", precision]):
-            if not _is_current(spec, needed, directory):
-                _make(spec, needed, directory)
+            if not _is_current(spec, needed, directory, options):
+                _make(spec, needed, directory, options)
     return _paths(directory, precision)[0]
 
 
-def _make(spec: ModelSpec, precision: str, directory: Path) -> None:
+def _make(spec: ModelSpec, precision: str, directory: Path, options: dict) -> None:
     import onnxruntime
 
     path, meta_path = _paths(directory, precision)
@@ -121,9 +123,10 @@ def _make(spec: ModelSpec, precision: str, directory: Path) -> None:
         torch_version = torch.__version__
     else:
         with replacing(path) as tmp:
-            _quantize(_paths(directory, "onnx")[0], tmp, INT8_OPTIONS)
+            _quantize(_paths(directory, "onnx")[0], tmp, options)
         torch_version = read_json(_paths(directory, "onnx")[1], {}).get("versions", {}).get("torch")
-    meta = {**_expected(spec, precision), "versions": {"onnxruntime": onnxruntime.__version__, "torch": torch_version}}
+    versions = {"onnxruntime": onnxruntime.__version__, "torch": torch_version}
+    meta = {**_expected(spec, precision, options), "versions": versions}
     # The metadata is written last: an ONNX file without current metadata beside it is never used.
     with replacing(meta_path) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -134,21 +137,21 @@ def _paths(directory: Path, precision: str) -> tuple[Path, Path]:
     return directory / f"{stem}.onnx", directory / f"{stem}.json"
 
 
-def _expected(spec: ModelSpec, precision: str) -> dict:
+def _expected(spec: ModelSpec, precision: str, options: dict) -> dict:
     expected = {"format": EXPORT_FORMAT, "precision": precision, **asdict(spec)}
     if precision == "onnx-int8":
-        expected["quantization"] = INT8_OPTIONS
+        expected["quantization"] = options
     return json.loads(json.dumps(expected))  # as it reads back from the file: tuples become lists
 
 
-def _is_current(spec: ModelSpec, precision: str, directory: Path) -> bool:
+def _is_current(spec: ModelSpec, precision: str, directory: Path, options: dict) -> bool:
     path, meta_path = _paths(directory, precision)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return False
     meta.pop("versions", None)
-    return path.is_file() and meta == _expected(spec, precision)
+    return path.is_file() and meta == _expected(spec, precision, options)
 
 
 def _export(spec: ModelSpec, target: Path) -> None:
