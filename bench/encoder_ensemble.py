@@ -9,8 +9,8 @@ French gap, for MiniLM alone (the default) and for e5's weight in the dense simi
 
 Each set is loaded twice into --work (default .cache/bench-ensemble; kept between runs), once per records'
 encoder; the weight is the queries' alone, so one joined load serves every weight. e5 encodes records slowly
-(`python bench/encoders.py`): the first run takes about 15 minutes for youtube-fr's 4,000 records. Choose a weight
-on the tuned sets (Homelive, youtube-fr) and read it on the others.
+(`python bench/encoders.py`): the first run took 621 s for youtube-fr's 4,000 records (about 15 minutes before e5
+ran on onnxruntime). Choose a weight on the tuned sets (Homelive, youtube-fr) and read it on the others.
 """
 
 from __future__ import annotations
