@@ -154,8 +154,7 @@ def test_translations_add_the_first_single_french_word(tmp_path):
 def test_an_expression_is_translated_as_a_whole_in_place_of_its_words(tmp_path):
     path = tmp_path / "translations.tsv"
     path.write_text(
-        "battery\tbatterie\nlife\tvie\nbattery life\tautonomie\nhow to\ttuto\nliving-room\tsalon,séjour\n"
-        "test\tessai\n",
+        "battery\tbatterie\nlife\tvie\nbattery life\tautonomie\nhow to\ttuto\nliving-room\tsalon,séjour\ntest\tessai\n",
         encoding="utf-8",
     )
     translations = lexical.Translations.load(path)
