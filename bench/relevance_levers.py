@@ -1,0 +1,262 @@
+"""Where does Relais lose relevance, and do the usual levers of search engines win it back? Prints, per evaluation
+set, where the judged records sit in the served ranking, then hybrid nDCG@10 for each lever swapped into the engine
+for the run (nothing here is served; every variant runs in this one process on the same loaded data):
+
+- depth: the share of the judged records (all, and those graded 2) at ranks 1-10, 11-30, 31-100 and below 100
+  (or no candidate): what re-weighting the same signals can reach and what it cannot;
+- bm25 b=0.5, b=0.3: less length normalisation than FTS5's 0.75 (tweets and articles side by side);
+- bm25 idf never 0: Lucene's idf, ln(1 + (N - n + 0.5) / (n + 0.5)), where FTS5's gives a word in more than half
+  the records (the brand's name) nothing;
+- author 0.15, 0.3: a piece's relevance blended with its author's profile relevance (brand pieces unchanged);
+- best 2 pieces: an influencer's content relevance from their two best pieces (0.8 / 0.2) instead of the best one;
+- passages mean, passages max: each piece also cut into 50-word passages, each embedded after the title, its dense
+  similarity the mean (or the max) of the whole text's and its best passage's.
+
+    python bench/relevance_levers.py                   # every set of eval/sets.json whose files are here
+    python bench/relevance_levers.py --set homelive --lever depth
+
+Each set is loaded once into --work (default .cache/bench-levers; kept between runs). Vélonia (unseen) is run only
+with --set velonia: nothing should be chosen by its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.encoder_ensemble import figures, loaded, row  # noqa: E402
+from matcher import bm25, evaluation, ranking  # noqa: E402
+from matcher.config import PROJECT_DIR, Settings  # noqa: E402
+from matcher.embedding import MAX_TEXT_CHARS  # noqa: E402
+from matcher.service import Engine  # noqa: E402
+
+PASSAGE_WORDS = 50
+DEPTHS = ((1, 10), (11, 30), (31, 100))
+
+
+def depth(engine: Engine, judgements: list[evaluation.Judgement]) -> list[str]:
+    """Lines: per kind, where the judged records (all, then grade 2) sit in the served top 100."""
+    kind_of = evaluation._kinds(engine, judgements)
+    ranks: dict[tuple[str, int], list[float]] = {}
+    for j in judgements:
+        result = engine.match(j.moment, j.query, limit=100)
+        for kind, found in (("influencers", result.influencers), ("content", result.content)):
+            at = {r.row["id"]: rank for rank, r in enumerate(found, start=1)}
+            for record, grade in j.relevant.items():
+                if kind_of.get(record) == kind:
+                    for g in (1, grade) if grade == 2 else (1,):
+                        ranks.setdefault((kind, g), []).append(at.get(record, math.inf))
+    lines = []
+    for (kind, grade), found in sorted(ranks.items()):
+        r = np.array(found)
+        shares = [np.mean((r >= low) & (r <= high)) for low, high in DEPTHS] + [np.mean(r > 100)]
+        label = f"{kind} {'graded 2' if grade == 2 else 'all judged'} (n={len(r)})"
+        lines.append(f"  {label:32}" + "".join(f"{s:8.2f}" for s in shares))
+    return lines
+
+
+@contextlib.contextmanager
+def bm25_b(b: float) -> Iterator[None]:
+    saved, bm25.B = bm25.B, b
+    try:
+        yield
+    finally:
+        bm25.B = saved
+
+
+@contextlib.contextmanager
+def lucene_idf() -> Iterator[None]:
+    """BM25.scores with an idf that is never 0 (the rest as served)."""
+    served = bm25.BM25.scores
+
+    def scores(self: bm25.BM25, tokens: list[str], size: int) -> np.ndarray:
+        out = np.zeros(max(size, len(self._present)), np.float64)
+        if not tokens or not self.count:
+            return out
+        average = self.total / self.count
+        for token in tokens:
+            keys, f = self.postings.get(token)
+            if len(keys):
+                idf = math.log(1 + (self.count - len(keys) + 0.5) / (len(keys) + 0.5))
+                norm = bm25.K1 * (1 - bm25.B + bm25.B * self._lengths[keys] / average)
+                out[keys] += idf * (f * (bm25.K1 + 1.0)) / (f + norm)
+        return out
+
+    bm25.BM25.scores = scores
+    try:
+        yield
+    finally:
+        bm25.BM25.scores = served
+
+
+@contextlib.contextmanager
+def author_blend(weight: float) -> Iterator[None]:
+    """In ``rank_content``, the candidates' relevance blended with their author's profile relevance (the influencer
+    candidates' fused relevance, their authors included); brand pieces keep their own."""
+    rank = ranking.Ranker.rank_content
+
+    def rank_content(self, target, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 (the served signature)
+        served = self.retriever.candidates
+
+        def candidates(kind, t, need, allowed, include=None):  # noqa: ANN001, ANN202
+            found = served(kind, t, need, allowed, include)
+            if t.query is None or not len(found.keys):
+                return found
+            author = self.catalogue.tables["content"].values["author"][found.keys]
+            people = served(
+                "influencers", t, need, self.catalogue.visible("influencers"), np.unique(author[author >= 0])
+            )
+            by_key = np.full(self.catalogue.tables["influencers"].size, np.nan)
+            by_key[people.keys] = people.relevance
+            theirs = np.where(author >= 0, by_key[np.maximum(author, 0)], np.nan)
+            blended = (1 - weight) * found.relevance + weight * theirs
+            found.relevance = np.where(np.isnan(theirs), found.relevance, blended)
+            return found
+
+        self.retriever.candidates = candidates
+        try:
+            return rank(self, target, *args, **kwargs)
+        finally:
+            del self.retriever.candidates
+
+    ranking.Ranker.rank_content = rank_content
+    try:
+        yield
+    finally:
+        ranking.Ranker.rank_content = rank
+
+
+@contextlib.contextmanager
+def best_two(second: float = 0.2) -> Iterator[None]:
+    """An influencer's best-content relevance from their two best pieces, (1 - second) * best + second * next (0
+    without one), in place of the best alone: each author's first piece among the content candidates of
+    ``rank_influencers`` (the one it reads) carries the blend."""
+    rank = ranking.Ranker.rank_influencers
+
+    def rank_influencers(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 (the served signature)
+        served = self.retriever.candidates
+
+        def candidates(kind, *more, **named):  # noqa: ANN001, ANN002, ANN003, ANN202
+            found = served(kind, *more, **named)
+            if kind == "content":
+                authors = self.catalogue.tables["content"].values["author"][found.keys].tolist()
+                at: dict[int, list[int]] = {}
+                for i, author in enumerate(authors):  # best first
+                    if author >= 0:
+                        at.setdefault(author, []).append(i)
+                relevance = found.relevance.copy()
+                for positions in at.values():
+                    after = found.relevance[positions[1]] if len(positions) > 1 else 0.0
+                    relevance[positions[0]] = (1 - second) * found.relevance[positions[0]] + second * after
+                found.relevance = relevance
+            return found
+
+        self.retriever.candidates = candidates
+        try:
+            return rank(self, *args, **kwargs)
+        finally:
+            del self.retriever.candidates
+
+    ranking.Ranker.rank_influencers = rank_influencers
+    try:
+        yield
+    finally:
+        ranking.Ranker.rank_influencers = rank
+
+
+def passage_vectors(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
+    """(content key, vector) of every visible piece's passages: the title, then PASSAGE_WORDS words of its text."""
+    keys = np.flatnonzero(engine.catalogue.visible("content"))
+    rows = engine.catalogue.rows("content", keys)
+    owners, texts = [], []
+    for key in keys.tolist():
+        title, words = rows[key]["title"] or "", (rows[key]["text"] or "").split()
+        for start in range(0, max(len(words), 1), PASSAGE_WORDS):
+            owners.append(key)
+            texts.append(f"{title}\n{' '.join(words[start : start + PASSAGE_WORDS])}"[:MAX_TEXT_CHARS])
+    return np.array(owners, np.int64), engine.encoder.encode(texts)
+
+
+@contextlib.contextmanager
+def passages(engine: Engine, passages_of: tuple[np.ndarray, np.ndarray], combine: str) -> Iterator[None]:
+    table = engine.catalogue.tables["content"]
+    served = table.similarities
+    owners, vectors = passages_of
+
+    def similarities(query: np.ndarray) -> np.ndarray:
+        whole = served(query)
+        best = np.full(len(whole), -np.inf, np.float32)
+        np.maximum.at(best, owners, vectors @ query)
+        joined = np.maximum(whole, best) if combine == "max" else (whole + best) / 2
+        return np.where(np.isfinite(best), joined, whole).astype(np.float32)
+
+    table.similarities = similarities
+    try:
+        yield
+    finally:
+        del table.similarities
+
+
+def levers(engine: Engine) -> dict[str, Callable[[], contextlib.AbstractContextManager]]:
+    cached: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def cut() -> tuple[np.ndarray, np.ndarray]:
+        if not cached:
+            cached.append(passage_vectors(engine))
+        return cached[0]
+
+    return {
+        "served": contextlib.nullcontext,
+        "bm25 b=0.5": lambda: bm25_b(0.5),
+        "bm25 b=0.3": lambda: bm25_b(0.3),
+        "bm25 idf never 0": lucene_idf,
+        "author 0.15": lambda: author_blend(0.15),
+        "author 0.3": lambda: author_blend(0.3),
+        "best 2 pieces": best_two,
+        "passages mean": lambda: passages(engine, cut(), "mean"),
+        "passages max": lambda: passages(engine, cut(), "max"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--set", action="append", help="an evaluation set of eval/sets.json (default: the tuned ones)")
+    parser.add_argument("--lever", action="append", help="depth, or a lever's name (default: all)")
+    parser.add_argument("--work", type=Path, default=PROJECT_DIR / ".cache" / "bench-levers")
+    args = parser.parse_args()
+    for name, s in evaluation.load_sets().items():
+        if (args.set and name not in args.set) or (not args.set and not s.tuned) or s.judgements is None:
+            continue
+        if not all(Path(f).exists() for f in [*s.load, s.judgements]):
+            continue
+        print(f"== {name}{'' if s.tuned else ' (unseen: nothing was tuned on it)'}", flush=True)
+        judgements = evaluation.load_judgements(s.judgements)
+        settings = Settings.from_env({"data_dir": args.work / name})
+        loaded(settings.data_dir, s.load, settings)
+        engine = Engine(settings)
+        engine.served_log = False
+        if not args.lever or "depth" in args.lever:
+            print(f"  where the judged records rank{'':6}{'1-10':>8}{'11-30':>8}{'31-100':>8}{'> 100':>8}")
+            print("\n".join(depth(engine, judgements)), flush=True)
+        chosen = {k: v for k, v in levers(engine).items() if not args.lever or k in args.lever}
+        if chosen:
+            print(f"  nDCG@10{'':17}{'overall':>8}{'infl':>8}{'content':>8}{'fr':>8}{'en':>8}{'en-fr':>8}")
+        for label, lever in chosen.items():
+            engine.answers.clear()
+            with lever():
+                print(row(f"  {label}", figures(engine, judgements)), flush=True)
+        engine.close()
+
+
+if __name__ == "__main__":
+    main()
