@@ -12,8 +12,8 @@ for the run (nothing here is served; every variant runs in this one process on t
 - passages mean, passages max: each piece also cut into 50-word passages, each embedded after the title, its dense
   similarity the mean (or the max) of the whole text's and its best passage's.
 
-    python bench/relevance_levers.py                   # every set of eval/sets.json whose files are here
-    python bench/relevance_levers.py --set homelive --lever depth
+    python bench/relevance_levers.py                   # the tuned sets of eval/sets.json whose files are here
+    python bench/relevance_levers.py --set homelive --lever depth --lever "bm25 b=0.5"
 
 Each set is loaded once into --work (default .cache/bench-levers; kept between runs). Vélonia (unseen) is run only
 with --set velonia: nothing should be chosen by its figures.
@@ -53,14 +53,17 @@ def depth(engine: Engine, judgements: list[evaluation.Judgement]) -> list[str]:
         for kind, found in (("influencers", result.influencers), ("content", result.content)):
             at = {r.row["id"]: rank for rank, r in enumerate(found, start=1)}
             for record, grade in j.relevant.items():
-                if kind_of.get(record) == kind:
-                    for g in (1, grade) if grade == 2 else (1,):
-                        ranks.setdefault((kind, g), []).append(at.get(record, math.inf))
+                if kind_of.get(record) != kind:
+                    continue
+                rank = at.get(record, math.inf)  # below the first 100
+                ranks.setdefault((kind, "all judged"), []).append(rank)
+                if grade == 2:
+                    ranks.setdefault((kind, "graded 2"), []).append(rank)
     lines = []
-    for (kind, grade), found in sorted(ranks.items()):
+    for (kind, graded), found in sorted(ranks.items()):
         r = np.array(found)
         shares = [np.mean((r >= low) & (r <= high)) for low, high in DEPTHS] + [np.mean(r > 100)]
-        label = f"{kind} {'graded 2' if grade == 2 else 'all judged'} (n={len(r)})"
+        label = f"{kind} {graded} (n={len(r)})"
         lines.append(f"  {label:32}" + "".join(f"{s:8.2f}" for s in shares))
     return lines
 
