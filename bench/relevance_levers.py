@@ -47,7 +47,7 @@ DEPTHS = ((1, 10), (11, 30), (31, 100))
 def depth(engine: Engine, judgements: list[evaluation.Judgement]) -> list[str]:
     """Lines: per kind, where the judged records (all, then grade 2) sit in the served top 100."""
     kind_of = evaluation._kinds(engine, judgements)
-    ranks: dict[tuple[str, int], list[float]] = {}
+    ranks: dict[tuple[str, str], list[float]] = {}
     for j in judgements:
         result = engine.match(j.moment, j.query, limit=100)
         for kind, found in (("influencers", result.influencers), ("content", result.content)):
@@ -113,7 +113,7 @@ def author_blend(weight: float) -> Iterator[None]:
 
         def candidates(kind, t, need, allowed, include=None):  # noqa: ANN001, ANN202
             found = served(kind, t, need, allowed, include)
-            if t.query is None or not len(found.keys):
+            if kind != "content" or t.query is None or not len(found.keys):
                 return found
             author = self.catalogue.tables["content"].values["author"][found.keys]
             people = served(
