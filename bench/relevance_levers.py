@@ -2,8 +2,10 @@
 set, where the judged records sit in the served ranking, then hybrid nDCG@10 for each lever swapped into the engine
 for the run (nothing here is served; every variant runs in this one process on the same loaded data):
 
-- depth: the share of the judged records (all, and those graded 2) at ranks 1-10, 11-30, 31-100 and below 100
-  (or no candidate): what re-weighting the same signals can reach and what it cannot;
+- depth: the share of the judged records (all, and those graded 2) at ranks 1-10, 11-30, 31-100 and below 100 of
+  the score's order (per-author diversity lifted); then, for the ideal pieces below 100, how many the relevance
+  alone puts in its first 30, and how many neither meaning (dense rank 50 or better) nor words (a tenth of the
+  best BM25) find: what re-weighting the same signals could reach and what it cannot;
 - bm25 b=0.5, b=0.3: less length normalisation than FTS5's 0.75 (tweets and articles side by side);
 - bm25 idf never 0: Lucene's idf, ln(1 + (N - n + 0.5) / (n + 0.5)), where FTS5's gives a word in more than half
   the records (the brand's name) nothing;
@@ -45,11 +47,30 @@ DEPTHS = ((1, 10), (11, 30), (31, 100))
 
 
 def depth(engine: Engine, judgements: list[evaluation.Judgement]) -> list[str]:
-    """Lines: per kind, where the judged records (all, then grade 2) sit in the served top 100."""
+    """Lines: per kind, where the judged records (all, then grade 2) sit in the score's order, the first 100. The
+    per-author diversity is lifted for this: it holds an author's third piece back until every other author has had
+    two, which would put it below 100 whatever its score."""
     kind_of = evaluation._kinds(engine, judgements)
     ranks: dict[tuple[str, str], list[float]] = {}
-    for j in judgements:
-        result = engine.match(j.moment, j.query, limit=100)
+    diversity = engine.ranker.config["diversity"]
+    served, diversity["max_per_influencer"] = diversity["max_per_influencer"], 10**6
+    targets: list = []  # each request's target, as rank_content received it
+    rank_content = engine.ranker.rank_content
+
+    def kept(target, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 (the served signature)
+        targets.append(target)
+        return rank_content(target, *args, **kwargs)
+
+    engine.answers.clear()
+    engine.ranker.rank_content = kept
+    try:
+        answers = [engine.match(j.moment, j.query, limit=100) for j in judgements]
+    finally:
+        del engine.ranker.rank_content
+        diversity["max_per_influencer"] = served
+        engine.answers.clear()
+    missed = []  # (relevance rank, dense rank, BM25 over the best) of each ideal piece below 100
+    for j, result, target in zip(judgements, answers, targets, strict=True):
         for kind, found in (("influencers", result.influencers), ("content", result.content)):
             at = {r.row["id"]: rank for rank, r in enumerate(found, start=1)}
             for record, grade in j.relevant.items():
@@ -59,13 +80,35 @@ def depth(engine: Engine, judgements: list[evaluation.Judgement]) -> list[str]:
                 ranks.setdefault((kind, "all judged"), []).append(rank)
                 if grade == 2:
                     ranks.setdefault((kind, "graded 2"), []).append(rank)
+                if grade == 2 and kind == "content" and rank > 100:
+                    missed.append(_signals(engine, target, record))
     lines = []
     for (kind, graded), found in sorted(ranks.items()):
         r = np.array(found)
         shares = [np.mean((r >= low) & (r <= high)) for low, high in DEPTHS] + [np.mean(r > 100)]
         label = f"{kind} {graded} (n={len(r)})"
         lines.append(f"  {label:32}" + "".join(f"{s:8.2f}" for s in shares))
+    if missed:
+        m = np.array(missed)
+        lines.append(
+            f"  of the {len(m)} ideal pieces below 100: {np.mean(m[:, 0] <= 30):.2f} in the relevance's first 30; "
+            f"{np.mean((m[:, 1] > 50) & (m[:, 2] < 0.1)):.2f} found by neither meaning (first 50) nor words"
+        )
     return lines
+
+
+def _signals(engine: Engine, target, record: str) -> tuple[int, int, float]:  # noqa: ANN001 (a retrieval Target)
+    """Where ``record`` (a piece's id) stands among every visible piece for ``target``: its rank by fused
+    relevance, its rank by dense similarity, and its BM25 over the best one's."""
+    catalogue = engine.catalogue
+    every = engine.ranker.retriever.candidates(
+        "content", target, len(catalogue.visible("content")), catalogue.visible("content")
+    )
+    key = next(iter(engine.store.keys_by_id("content", [record]).values()))
+    at = int(np.flatnonzero(every.keys == key)[0])
+    by_meaning = int(np.sum(every.dense > every.dense[at])) + 1
+    best = every.best_lexical
+    return at + 1, by_meaning, float(every.lexical[at] / best) if best > 0 else 0.0
 
 
 @contextlib.contextmanager
