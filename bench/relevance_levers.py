@@ -3,9 +3,10 @@ set, where the judged records sit in the served ranking, then hybrid nDCG@10 for
 for the run (nothing here is served; every variant runs in this one process on the same loaded data):
 
 - depth: the share of the judged records (all, and those graded 2) at ranks 1-10, 11-30, 31-100 and below 100 of
-  the score's order (per-author diversity lifted); then, for the ideal pieces below 100, how many the relevance
-  alone puts in its first 30, and how many neither meaning (dense rank 50 or better) nor words (a tenth of the
-  best BM25) find: what re-weighting the same signals could reach and what it cannot;
+  the score's order (per-author diversity lifted); then, of the ideal pieces (graded 2) at 11-100, how many the
+  relevance alone puts in its first 10 and beyond its first 30 (is it the relevance or the other parts that holds
+  them back?), and of those below 100, how many the relevance puts in its first 30 and how many neither meaning
+  (dense rank 50 or better) nor words (a tenth of the best BM25) find: what no re-weighting can reach;
 - bm25 b=0.5, b=0.3: less length normalisation than FTS5's 0.75 (tweets and articles side by side);
 - bm25 idf never 0: Lucene's idf, ln(1 + (N - n + 0.5) / (n + 0.5)), where FTS5's gives a word in more than half
   the records (the brand's name) nothing;
@@ -69,8 +70,9 @@ def depth(engine: Engine, judgements: list[evaluation.Judgement]) -> list[str]:
         del engine.ranker.rank_content
         diversity["max_per_influencer"] = served
         engine.answers.clear()
-    missed = []  # (relevance rank, dense rank, BM25 over the best) of each ideal piece below 100
+    missed, ordered = [], []  # signals of the ideal pieces below 100, and of those at 11-100
     for j, result, target in zip(judgements, answers, targets, strict=True):
+        signals = Signals(engine, target)
         for kind, found in (("influencers", result.influencers), ("content", result.content)):
             at = {r.row["id"]: rank for rank, r in enumerate(found, start=1)}
             for record, grade in j.relevant.items():
@@ -80,14 +82,20 @@ def depth(engine: Engine, judgements: list[evaluation.Judgement]) -> list[str]:
                 ranks.setdefault((kind, "all judged"), []).append(rank)
                 if grade == 2:
                     ranks.setdefault((kind, "graded 2"), []).append(rank)
-                if grade == 2 and kind == "content" and rank > 100:
-                    missed.append(_signals(engine, target, record))
+                if grade == 2 and kind == "content" and rank > 10:
+                    (missed if rank > 100 else ordered).append(signals.of(record))
     lines = []
     for (kind, graded), found in sorted(ranks.items()):
         r = np.array(found)
         shares = [np.mean((r >= low) & (r <= high)) for low, high in DEPTHS] + [np.mean(r > 100)]
         label = f"{kind} {graded} (n={len(r)})"
         lines.append(f"  {label:32}" + "".join(f"{s:8.2f}" for s in shares))
+    if ordered:
+        m = np.array(ordered)
+        lines.append(
+            f"  of the {len(m)} ideal pieces at 11-100, the relevance alone puts {np.mean(m[:, 0] <= 10):.2f} in its "
+            f"first 10, {np.mean(m[:, 0] > 30):.2f} beyond its first 30"
+        )
     if missed:
         m = np.array(missed)
         lines.append(
@@ -97,18 +105,24 @@ def depth(engine: Engine, judgements: list[evaluation.Judgement]) -> list[str]:
     return lines
 
 
-def _signals(engine: Engine, target, record: str) -> tuple[int, int, float]:  # noqa: ANN001 (a retrieval Target)
-    """Where ``record`` (a piece's id) stands among every visible piece for ``target``: its rank by fused
-    relevance, its rank by dense similarity, and its BM25 over the best one's."""
-    catalogue = engine.catalogue
-    every = engine.ranker.retriever.candidates(
-        "content", target, len(catalogue.visible("content")), catalogue.visible("content")
-    )
-    key = next(iter(engine.store.keys_by_id("content", [record]).values()))
-    at = int(np.flatnonzero(every.keys == key)[0])
-    by_meaning = int(np.sum(every.dense > every.dense[at])) + 1
-    best = every.best_lexical
-    return at + 1, by_meaning, float(every.lexical[at] / best) if best > 0 else 0.0
+class Signals:
+    """Where a piece stands among every visible piece for one request's target: its rank by fused relevance, its
+    rank by dense similarity, and its BM25 over the best one's (every piece scored once, on first use)."""
+
+    def __init__(self, engine: Engine, target) -> None:  # noqa: ANN001 (a retrieval Target)
+        self.engine, self.target, self.every = engine, target, None
+
+    def of(self, record: str) -> tuple[int, int, float]:
+        engine = self.engine
+        if self.every is None:
+            visible = engine.catalogue.visible("content")
+            self.every = engine.ranker.retriever.candidates("content", self.target, int(visible.sum()), visible)
+        every = self.every
+        key = next(iter(engine.store.keys_by_id("content", [record]).values()))
+        at = int(np.flatnonzero(every.keys == key)[0])
+        by_meaning = int(np.sum(every.dense > every.dense[at])) + 1
+        best = every.best_lexical
+        return at + 1, by_meaning, float(every.lexical[at] / best) if best > 0 else 0.0
 
 
 @contextlib.contextmanager
