@@ -1,6 +1,6 @@
 """Where does Relais lose relevance, and do the usual levers of search engines win it back? Prints, per evaluation
-set, where the judged records sit in the served ranking, then hybrid nDCG@10 for each lever swapped into the engine
-for the run (nothing here is served; every variant runs in this one process on the same loaded data):
+set, where the judged records sit in the order of the served score, then hybrid nDCG@10 for each lever swapped into
+the engine for the run (nothing here is served; every variant runs in this one process on the same loaded data):
 
 - depth: the share of the judged records (all, and those graded 2) at ranks 1-10, 11-30, 31-100 and below 100 of
   the score's order (per-author diversity lifted); then, of the ideal pieces (graded 2) at 11-100, how many the
