@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -136,102 +137,76 @@ def bm25_b(b: float) -> Iterator[None]:
 
 @contextlib.contextmanager
 def lucene_idf() -> Iterator[None]:
-    """BM25.scores with an idf that is never 0 (the rest as served)."""
-    served = bm25.BM25.scores
-
-    def scores(self: bm25.BM25, tokens: list[str], size: int) -> np.ndarray:
-        out = np.zeros(max(size, len(self._present)), np.float64)
-        if not tokens or not self.count:
-            return out
-        average = self.total / self.count
-        for token in tokens:
-            keys, f = self.postings.get(token)
-            if len(keys):
-                idf = math.log(1 + (self.count - len(keys) + 0.5) / (len(keys) + 0.5))
-                norm = bm25.K1 * (1 - bm25.B + bm25.B * self._lengths[keys] / average)
-                out[keys] += idf * (f * (bm25.K1 + 1.0)) / (f + norm)
-        return out
-
-    bm25.BM25.scores = scores
+    """BM25 with an idf that is never 0 (the rest as served)."""
+    served, bm25.idf = bm25.idf, lambda count, hits: math.log(1 + (count - hits + 0.5) / (hits + 0.5))
     try:
         yield
     finally:
-        bm25.BM25.scores = served
+        bm25.idf = served
 
 
 @contextlib.contextmanager
-def author_blend(weight: float) -> Iterator[None]:
-    """In ``rank_content``, the candidates' relevance blended with their author's profile relevance (the influencer
-    candidates' fused relevance, their authors included); brand pieces keep their own."""
-    rank = ranking.Ranker.rank_content
+def candidates_within(method: str, wrap: Callable) -> Iterator[None]:
+    """While ``Ranker.<method>`` runs, its retriever's candidates pass through ``wrap(ranker, served, kind, *rest)``,
+    ``served`` being the retriever's own ``candidates``."""
+    rank = getattr(ranking.Ranker, method)
 
-    def rank_content(self, target, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 (the served signature)
-        served = self.retriever.candidates
-
-        def candidates(kind, t, need, allowed, include=None):  # noqa: ANN001, ANN202
-            found = served(kind, t, need, allowed, include)
-            if kind != "content" or t.query is None or not len(found.keys):
-                return found
-            author = self.catalogue.tables["content"].values["author"][found.keys]
-            people = served(
-                "influencers", t, need, self.catalogue.visible("influencers"), np.unique(author[author >= 0])
-            )
-            by_key = np.full(self.catalogue.tables["influencers"].size, np.nan)
-            by_key[people.keys] = people.relevance
-            theirs = np.where(author >= 0, by_key[np.maximum(author, 0)], np.nan)
-            blended = (1 - weight) * found.relevance + weight * theirs
-            found.relevance = np.where(np.isnan(theirs), found.relevance, blended)
-            return found
-
-        self.retriever.candidates = candidates
-        try:
-            return rank(self, target, *args, **kwargs)
-        finally:
-            del self.retriever.candidates
-
-    ranking.Ranker.rank_content = rank_content
-    try:
-        yield
-    finally:
-        ranking.Ranker.rank_content = rank
-
-
-@contextlib.contextmanager
-def best_two(second: float = 0.2) -> Iterator[None]:
-    """An influencer's best-content relevance from their two best pieces, (1 - second) * best + second * next (0
-    without one), in place of the best alone: each author's first piece among the content candidates of
-    ``rank_influencers`` (the one it reads) carries the blend."""
-    rank = ranking.Ranker.rank_influencers
-
-    def rank_influencers(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 (the served signature)
-        served = self.retriever.candidates
-
-        def candidates(kind, *more, **named):  # noqa: ANN001, ANN002, ANN003, ANN202
-            found = served(kind, *more, **named)
-            if kind == "content":
-                authors = self.catalogue.tables["content"].values["author"][found.keys].tolist()
-                at: dict[int, list[int]] = {}
-                for i, author in enumerate(authors):  # best first
-                    if author >= 0:
-                        at.setdefault(author, []).append(i)
-                relevance = found.relevance.copy()
-                for positions in at.values():
-                    after = found.relevance[positions[1]] if len(positions) > 1 else 0.0
-                    relevance[positions[0]] = (1 - second) * found.relevance[positions[0]] + second * after
-                found.relevance = relevance
-            return found
-
-        self.retriever.candidates = candidates
+    def patched(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 (the served signature)
+        self.retriever.candidates = functools.partial(wrap, self, self.retriever.candidates)
         try:
             return rank(self, *args, **kwargs)
         finally:
             del self.retriever.candidates
 
-    ranking.Ranker.rank_influencers = rank_influencers
+    setattr(ranking.Ranker, method, patched)
     try:
         yield
     finally:
-        ranking.Ranker.rank_influencers = rank
+        setattr(ranking.Ranker, method, rank)
+
+
+def author_blend(weight: float) -> contextlib.AbstractContextManager:
+    """In ``rank_content``, the candidates' relevance blended with their author's profile relevance (the influencer
+    candidates' fused relevance, their authors included); brand pieces keep their own."""
+
+    def blend(ranker, served, kind, target, need, allowed, include=None):  # noqa: ANN001, ANN202
+        found = served(kind, target, need, allowed, include)
+        if kind != "content" or target.query is None or not len(found.keys):
+            return found
+        catalogue = ranker.catalogue
+        author = catalogue.tables["content"].values["author"][found.keys]
+        people = served("influencers", target, need, catalogue.visible("influencers"), np.unique(author[author >= 0]))
+        by_key = np.full(catalogue.tables["influencers"].size, np.nan)
+        by_key[people.keys] = people.relevance
+        theirs = np.where(author >= 0, by_key[np.maximum(author, 0)], np.nan)
+        blended = (1 - weight) * found.relevance + weight * theirs
+        found.relevance = np.where(np.isnan(theirs), found.relevance, blended)
+        return found
+
+    return candidates_within("rank_content", blend)
+
+
+def best_two(second: float = 0.2) -> contextlib.AbstractContextManager:
+    """An influencer's best-content relevance from their two best pieces, (1 - second) * best + second * next (0
+    without one), in place of the best alone: each author's first piece among the content candidates of
+    ``rank_influencers`` (the one it reads) carries the blend."""
+
+    def blend(ranker, served, kind, *rest, **named):  # noqa: ANN001, ANN002, ANN003, ANN202
+        found = served(kind, *rest, **named)
+        if kind != "content":
+            return found
+        at: dict[int, list[int]] = {}
+        for i, author in enumerate(ranker.catalogue.tables["content"].values["author"][found.keys].tolist()):
+            if author >= 0:  # best first
+                at.setdefault(author, []).append(i)
+        relevance = found.relevance.copy()
+        for positions in at.values():
+            after = found.relevance[positions[1]] if len(positions) > 1 else 0.0
+            relevance[positions[0]] = (1 - second) * found.relevance[positions[0]] + second * after
+        found.relevance = relevance
+        return found
+
+    return candidates_within("rank_influencers", blend)
 
 
 def passage_vectors(engine: Engine) -> tuple[np.ndarray, np.ndarray]:

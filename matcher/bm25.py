@@ -25,6 +25,13 @@ K1 = 1.2
 B = 0.75
 
 
+def idf(count: int, hits: int) -> float:
+    """FTS5's idf of a token that ``hits`` of ``count`` records hold: at least 1e-6, so a token in more than half the
+    records still orders them by frequency, barely."""
+    value = math.log((count - hits + 0.5) / (hits + 0.5))
+    return value if value > 0.0 else 1e-6
+
+
 class BM25:
     """Term postings with column-weighted frequencies, record lengths and counts; updated record by record."""
 
@@ -82,13 +89,10 @@ class BM25:
         average = self.total / self.count
         for token in tokens:
             keys, frequency = self.postings.get(token)
-            hits = len(keys)
-            idf = math.log((self.count - hits + 0.5) / (hits + 0.5))
-            if idf <= 0.0:
-                idf = 1e-6
-            if hits:
+            if len(keys):
+                weight = idf(self.count, len(keys))
                 length = self._lengths[keys]
-                scores[keys] += idf * ((frequency * (K1 + 1.0)) / (frequency + K1 * (1 - B + B * length / average)))
+                scores[keys] += weight * ((frequency * (K1 + 1.0)) / (frequency + K1 * (1 - B + B * length / average)))
         return scores
 
     def _grow(self, key: int) -> None:
